@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make all_figures` and `make test`. Each first sets up what is
+# missing (idempotent, a few seconds when all is there): .venv with the locked packages and the
+# package itself, the Fashion-MNIST files (Debian package where apt is usable), DVC's settings.
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 8
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mhd-setup
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup dataset all_figures test bench lock clean-venv
+
+setup: $(STAMP) dataset .dvc/config
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist when we are root with apt; otherwise the
+# workflow looks in data/raw/ and downloads there where the network allows.
+dataset:
+	@if [ ! -f $(FMNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	      || echo "make: apt could not install dataset-fashion-mnist; the workflow will try to download it"; \
+	  else echo "make: not root or no apt: Fashion-MNIST will be downloaded into data/raw/ when needed"; fi; \
+	fi
+
+# DVC's repo config is committed (analytics and update checks off); this only repairs a missing one.
+.dvc/config:
+	$(BIN)/dvc init -q || $(BIN)/dvc init -q --no-scm
+	$(BIN)/dvc config core.analytics false
+	$(BIN)/dvc config core.check_update false
+
+all_figures: setup
+	$(BIN)/snakemake --cores $(CORES) all_figures
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/mhd bench
+
+# Re-pin: install the ranges into a scratch venv and freeze what came.
+lock:
+	rm -rf /tmp/mhd-lock && $(PYTHON) -m venv /tmp/mhd-lock
+	/tmp/mhd-lock/bin/pip install --quiet torch==2.13.0 && /tmp/mhd-lock/bin/pip install --quiet ".[workflow,test]"
+	/tmp/mhd-lock/bin/pip freeze --exclude mhd | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
+
+clean-venv:
+	rm -rf $(VENV)

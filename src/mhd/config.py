@@ -1,0 +1,165 @@
+"""The workflow's config: load, validate against workflow/schemas/config.schema.yaml, expand the
+experiments into runs, and name the split and graph each run uses."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import yaml
+
+from . import graphs
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
+GRAPH_KEYS = ("clients", "topology", "islands", "degree", "directed", "graph_seed")
+
+
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys, found {type(config).__name__}")
+    return config
+
+
+def load(path: str | Path) -> dict:
+    return validate(read_yaml(path), source=str(path))
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error, source: str) -> str:
+    where = _where(error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key {', '.join(repr(e) for e in extra)} under {where} (in {source}); allowed: {allowed}"
+    if error.validator == "propertyNames":
+        allowed = ", ".join(error.validator_value["enum"])
+        return f"{error.message.split(' is not')[0]} under {where} (in {source}) is not a run key; allowed: {allowed}"
+    if error.validator == "required":
+        return f"{error.message} under {where} (in {source})"
+    return f"{where} = {error.instance!r} (in {source}): {error.message}"
+
+
+def validate(config, source: str = "config") -> dict:
+    """Raise ConfigError listing every problem; return the config unchanged when it is valid."""
+    import jsonschema
+
+    if not isinstance(config, dict):
+        raise ConfigError(f"config {source} must be a mapping of keys, found {type(config).__name__}")
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e, source) for e in errors))
+    expand(config, source)  # rows and grids must also give valid runs
+    return config
+
+
+def _normalise(run: dict) -> dict:
+    """Same value, same type: skew 100 and 100.0 must name the same split."""
+    out = dict(run)
+    for key in ("skew", "alpha", "public_fraction"):
+        out[key] = float(out[key])
+    return out
+
+
+def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
+    """experiment name -> its runs: `run` overridden by each row, crossed with every grid combination."""
+    import jsonschema
+
+    run_schema = schema()["$defs"]["run"]
+    out = {}
+    for name, exp in config["experiments"].items():
+        grid = exp.get("grid", {})
+        combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+        runs = []
+        for row in exp.get("rows", [{}]):
+            for combo in combos:
+                run = {**config["run"], **row, **combo}
+                for error in jsonschema.Draft202012Validator(run_schema).iter_errors(run):
+                    raise ConfigError(f"experiment {name!r} (in {source}): {_where(error.absolute_path)} = "
+                                      f"{error.instance!r}: {error.message}")
+                try:
+                    graphs.check(run["topology"], run["clients"], islands=run["islands"],
+                                 degree=run["degree"], directed=run["directed"])
+                except ConfigError as exc:
+                    raise ConfigError(f"experiment {name!r} (in {source}): {exc}") from None
+                runs.append(_normalise(run))
+        out[name] = runs
+    return out
+
+
+def _fmt(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def split_params(run: dict) -> dict:
+    params = {k: run[k] for k in SPLIT_KEYS}
+    params.pop("alpha" if run["scheme"] == "skew" else "skew")
+    return params
+
+
+def split_id(dataset: str, run: dict) -> str:
+    """Readable and unique per split: the dataset and every parameter that changes the split."""
+    shape = f"skew{_fmt(run['skew'])}" if run["scheme"] == "skew" else f"dir{_fmt(run['alpha'])}"
+    return (f"{dataset}-n{run['clients']}-{shape}-pub{_fmt(run['public_fraction'])}"
+            f"-m{run['samples_per_client']}-seed{run['split_seed']}")
+
+
+def graph_params(run: dict) -> dict:
+    params = {k: run[k] for k in GRAPH_KEYS}
+    if run["topology"] != "islands":
+        params.pop("islands")
+    if run["topology"] != "regular":
+        params.pop("degree")
+        params.pop("graph_seed")
+    if run["topology"] in ("complete", "islands"):
+        params["directed"] = False  # symmetric either way: one graph, one id
+    return params
+
+
+def graph_id(run: dict) -> str:
+    topo = run["topology"]
+    name = {"islands": f"islands{run['islands']}", "regular": f"regular{run['degree']}"}.get(topo, topo)
+    gid = f"{name}-n{run['clients']}"
+    if topo == "regular":
+        gid += f"-seed{run['graph_seed']}"
+    if run["directed"] and topo not in ("complete", "islands"):  # those two are symmetric either way
+        gid += "-directed"
+    return gid
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """`overlay` over `base` key by key, except `experiments`, which an overlay replaces whole: a
+    config given with --configfile says exactly which experiments to run."""
+    def deep(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = deep(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    merged = deep({k: v for k, v in base.items() if k != "experiments" or "experiments" not in overlay}, overlay)
+    return merged
+
+
+def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
+    """config/config.yaml with each --configfile merged over it, then validated."""
+    config = read_yaml(base_path)
+    for path in overlay_paths:
+        config = merge(config, read_yaml(path))
+    sources = " + ".join(str(p) for p in [base_path, *overlay_paths])
+    return validate(config, source=sources)

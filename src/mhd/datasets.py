@@ -1,0 +1,321 @@
+"""Datasets: find the raw files, read them in their official formats, verify, cache as tensors.
+
+Formats: IDX (MNIST, Fashion-MNIST), the official CIFAR-10/100 python pickles, and ImageNet-style
+folders (<root>/train/<class>/*.jpg, <root>/val/<class>/*.jpg). The prepared cache is
+data/prepared/<name>.pt (uint8 images N x C x H x W, int64 labels) with <name>.json beside it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import pickle
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import io as mio
+from .errors import DataError
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a dataset looks like, so a wrong or damaged copy is caught before it is used."""
+    format: str                         # idx | cifar | imagefolder
+    classes: int | None = None          # None: from the data (imagefolder)
+    train: int | None = None
+    test: int | None = None
+    shape: tuple[int, ...] | None = None
+    balanced: bool = False              # every class has train/classes and test/classes samples
+    sha256: dict = field(default_factory=dict)   # decompressed raw file -> hash, where measured
+    search: tuple[str, ...] = ()        # folders looked in when dataset.root is not set
+    torchvision: str | None = None      # torchvision class that can download it
+    how_to_get: str = ""
+    class_names: tuple[str, ...] = ()
+
+
+SPECS = {
+    "fashion_mnist": Spec(
+        "idx", 10, 60000, 10000, (1, 28, 28), balanced=True,
+        # sha256 of the decompressed IDX files, measured on the Debian package dataset-fashion-mnist
+        sha256={"train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
+        search=("/usr/share/datasets/fashion-mnist", "data/raw/fashion_mnist", "data/raw/FashionMNIST/raw"),
+        torchvision="FashionMNIST",
+        how_to_get="`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or set dataset.root to a folder "
+                   "holding the four *-ubyte(.gz) files, or set dataset.download: true where the network allows",
+        class_names=tuple(FASHION_CLASSES)),
+    "mnist": Spec(
+        "idx", 10, 60000, 10000, (1, 28, 28),
+        search=("/usr/share/datasets/mnist", "data/raw/mnist", "data/raw/MNIST/raw"), torchvision="MNIST",
+        how_to_get="set dataset.root to a folder holding the four MNIST *-ubyte(.gz) files, or set "
+                   "dataset.download: true where the network allows",
+        class_names=tuple(str(c) for c in range(10))),
+    "cifar10": Spec(
+        "cifar", 10, 50000, 10000, (3, 32, 32), balanced=True,
+        search=("data/raw/cifar-10-batches-py",), torchvision="CIFAR10",
+        how_to_get="set dataset.root to the unpacked cifar-10-batches-py folder of the official python "
+                   "version, or set dataset.download: true where the network allows"),
+    "cifar100": Spec(
+        "cifar", 100, 50000, 10000, (3, 32, 32), balanced=True,
+        search=("data/raw/cifar-100-python",), torchvision="CIFAR100",
+        how_to_get="set dataset.root to the unpacked cifar-100-python folder of the official python "
+                   "version, or set dataset.download: true where the network allows"),
+    "imagefolder": Spec(
+        "imagefolder",
+        how_to_get="set dataset.root to a folder with train/<class>/*.jpg and val/<class>/*.jpg "
+                   "(the ImageNet layout); images are resized to dataset.image_size"),
+}
+
+
+# ---------------------------------------------------------------- readers of the official formats
+def _open_maybe_gz(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: corrupt gzip file ({exc})") from exc
+    return data
+
+
+def read_idx(path: str | Path) -> tuple[np.ndarray, str]:
+    """An IDX file (optionally gzipped) as a uint8 array, and the sha256 of its decompressed bytes."""
+    path = Path(path)
+    data = _open_maybe_gz(path)
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex() or 'empty'})")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = data[4 + 4 * ndim:]
+    if len(body) != int(np.prod(dims)):
+        raise DataError(f"{path}: header says {dims} = {int(np.prod(dims))} bytes, file holds {len(body)}: "
+                        f"truncated or corrupt")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims), hashlib.sha256(data).hexdigest()
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """CIFAR's files are pickles of dicts of numpy arrays; refuse anything else, so a tampered file
+    cannot run code."""
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_pickle(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            obj = _SafeUnpickler(fh, encoding="bytes").load()
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: not a CIFAR python pickle ({type(exc).__name__}: {exc})") from exc
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _cifar_arrays(batch: dict, key: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(batch[key], dtype=np.int64)
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: CIFAR batch without a valid 'data' / '{key}' entry ({exc})") from exc
+    return x, y
+
+
+def read_cifar(root: Path, classes: int) -> dict:
+    if classes == 10:
+        train_files, test_files, key, meta_file, names_key = (
+            [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", "batches.meta", "label_names")
+    else:
+        train_files, test_files, key, meta_file, names_key = (["train"], ["test"], "fine_labels", "meta",
+                                                             "fine_label_names")
+    out = {}
+    for part, files in (("train", train_files), ("test", test_files)):
+        xs, ys = zip(*(_cifar_arrays(read_cifar_pickle(root / f), key, root / f) for f in files))
+        out[f"{part}_x"], out[f"{part}_y"] = np.concatenate(xs), np.concatenate(ys)
+    meta_path = root / meta_file
+    names = read_cifar_pickle(meta_path).get(names_key, []) if meta_path.exists() else []
+    out["class_names"] = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return out
+
+
+def read_imagefolder(root: Path, image_size: int) -> dict:
+    from PIL import Image
+
+    parts = {"train": root / "train", "test": root / "val" if (root / "val").is_dir() else root / "test"}
+    missing = [str(p) for p in parts.values() if not p.is_dir()]
+    if missing:
+        raise DataError(f"image folder {root}: missing {', '.join(missing)}; expected train/<class>/ and "
+                        f"val/<class>/ (or test/<class>/)")
+    names = sorted(d.name for d in parts["train"].iterdir() if d.is_dir())
+    if not names:
+        raise DataError(f"image folder {parts['train']}: no class folders")
+    out: dict = {"class_names": names}
+    for part, folder in parts.items():
+        xs, ys = [], []
+        for c, name in enumerate(names):
+            for f in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
+                if f.suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp", ".webp"}:
+                    continue
+                try:
+                    with Image.open(f) as im:
+                        im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                        xs.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+                except OSError as exc:
+                    raise DataError(f"{f}: unreadable image ({exc})") from exc
+                ys.append(c)
+        if not xs:
+            raise DataError(f"image folder {folder}: no images found")
+        out[f"{part}_x"], out[f"{part}_y"] = np.stack(xs), np.asarray(ys, dtype=np.int64)
+    return out
+
+
+# ---------------------------------------------------------------- locate, verify, prepare, load
+def _has_raw(spec: Spec, folder: Path) -> bool:
+    if spec.format == "idx":
+        return all((folder / f).exists() or (folder / f"{f}.gz").exists() for f in IDX_FILES.values())
+    if spec.format == "cifar":
+        return (folder / ("test_batch" if spec.classes == 10 else "test")).exists()
+    return (folder / "train").is_dir()
+
+
+def locate(name: str, root: str | None, download: bool, raw_dir: str | Path = "data/raw") -> Path:
+    """The folder holding the raw files: dataset.root if set, else the usual places, else a download."""
+    spec = SPECS[name]
+    candidates = [Path(root).expanduser()] if root else [Path(p) for p in spec.search]
+    for folder in candidates:
+        if folder.is_dir() and _has_raw(spec, folder):
+            return folder
+    if download and spec.torchvision and not root:
+        return _download(name, spec, Path(raw_dir))
+    looked = ", ".join(str(c) for c in candidates) or "(no folder given)"
+    raise DataError(f"dataset {name!r} not found; looked in: {looked}. To get it: {spec.how_to_get}")
+
+
+def _download(name: str, spec: Spec, raw_dir: Path) -> Path:
+    from .vision import import_torchvision
+
+    datasets = import_torchvision().datasets
+    cls = getattr(datasets, spec.torchvision)
+    try:
+        for train in (True, False):
+            cls(root=str(raw_dir), train=train, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(f"dataset {name!r}: download into {raw_dir} failed ({type(exc).__name__}: {exc}). "
+                        f"To get it: {spec.how_to_get}") from exc
+    for folder in map(Path, spec.search):
+        if folder.is_dir() and _has_raw(spec, folder):
+            return folder
+    raise DataError(f"dataset {name!r}: downloaded into {raw_dir}, but the files are not where expected")
+
+
+def read_raw(name: str, folder: Path, image_size: int = 64) -> dict:
+    spec = SPECS[name]
+    if spec.format == "idx":
+        out: dict = {"sha256": {}}
+        for key, fname in IDX_FILES.items():
+            path = folder / fname if (folder / fname).exists() else folder / f"{fname}.gz"
+            arr, digest = read_idx(path)
+            out[key], out["sha256"][fname] = (arr[:, None] if key.endswith("_x") else arr.astype(np.int64)), digest
+        out["class_names"] = list(spec.class_names)
+        return out
+    if spec.format == "cifar":
+        return read_cifar(folder, spec.classes)
+    return read_imagefolder(folder, image_size)
+
+
+def verify(name: str, data: dict, strict: bool) -> int:
+    """Check internal consistency always; with `strict`, also the official sizes, class counts and
+    content hashes. Returns the number of classes."""
+    spec = SPECS[name]
+    classes = spec.classes or len(data["class_names"])
+    for part in ("train", "test"):
+        x, y = data[f"{part}_x"], data[f"{part}_y"]
+        if len(x) != len(y) or len(x) == 0:
+            raise DataError(f"dataset {name!r} ({part}): {len(x)} images but {len(y)} labels")
+        if y.min() < 0 or y.max() >= classes:
+            raise DataError(f"dataset {name!r} ({part}): labels span {y.min()}..{y.max()}, "
+                            f"expected 0..{classes - 1}")
+    if not strict:
+        return classes
+    problems = []
+    for part, want in (("train", spec.train), ("test", spec.test)):
+        x, y = data[f"{part}_x"], data[f"{part}_y"]
+        if want is not None and len(x) != want:
+            problems.append(f"{part}: {len(x)} samples, expected {want}")
+        if spec.shape and tuple(x.shape[1:]) != spec.shape:
+            problems.append(f"{part}: images of shape {tuple(x.shape[1:])}, expected {spec.shape}")
+        counts = np.bincount(y, minlength=classes)
+        if spec.balanced and want is not None and not (counts == want // classes).all():
+            problems.append(f"{part}: class counts {counts.tolist()}, expected {want // classes} each")
+    for fname, digest in data.get("sha256", {}).items():
+        if fname in spec.sha256 and digest != spec.sha256[fname]:
+            problems.append(f"{fname}: sha256 {digest[:16]}..., expected {spec.sha256[fname][:16]}...")
+    if problems:
+        raise DataError(f"dataset {name!r} does not match the official release: {'; '.join(problems)}. "
+                        f"Reinstall it ({spec.how_to_get}); for a deliberate subset set dataset.verify: false")
+    return classes
+
+
+def prepare(name: str, out: str | Path, *, root: str | None = None, download: bool = True,
+            strict: bool = True, image_size: int = 64, raw_dir: str | Path = "data/raw") -> dict:
+    """Read, verify and cache a dataset as tensors at `out` (.pt) with a `.json` record beside it."""
+    import torch
+
+    if name not in SPECS:
+        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(SPECS)}")
+    folder = locate(name, root, download, raw_dir)
+    data = read_raw(name, folder, image_size)
+    classes = verify(name, data, strict)
+    tensors = {k: torch.from_numpy(np.array(data[k], copy=True)) for k in ("train_x", "train_y", "test_x", "test_y")}
+    out = Path(out)
+    mio.torch_save(out, tensors)
+    record = {
+        "name": name, "classes": classes,
+        "class_names": data["class_names"] or [str(c) for c in range(classes)],
+        "shapes": {k: list(v.shape) for k, v in tensors.items()},
+        "class_counts": {p: np.bincount(data[f"{p}_y"], minlength=classes).tolist() for p in ("train", "test")},
+        "source": str(folder.resolve()), "raw_sha256": data.get("sha256", {}), "verified": strict,
+        "sha256": mio.sha256_file(out),
+    }
+    mio.write_json(out.with_suffix(".json"), record)
+    return record
+
+
+def load(path: str | Path) -> tuple[dict, dict]:
+    """Load a prepared dataset, refusing a cache whose bytes differ from the ones recorded."""
+    import torch
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.exists() or not meta_path.exists():
+        raise DataError(f"prepared dataset {path} (or its {meta_path.name}) is missing; "
+                        f"run `snakemake prepare_data` or `mhd prepare`")
+    meta = json.loads(meta_path.read_text())
+    raw = path.read_bytes()
+    digest = mio.sha256_bytes(raw)
+    if digest != meta["sha256"]:
+        raise DataError(f"prepared dataset {path} is corrupt: sha256 {digest[:16]}... but {meta_path.name} "
+                        f"records {meta['sha256'][:16]}...; delete both files and prepare again")
+    tensors = torch.load(io.BytesIO(raw), weights_only=True)
+    for key, shape in meta["shapes"].items():
+        if list(tensors[key].shape) != shape:
+            raise DataError(f"prepared dataset {path}: {key} has shape {list(tensors[key].shape)}, "
+                            f"expected {shape}")
+    return tensors, meta

@@ -1,0 +1,123 @@
+"""Communication graphs: who sends predictions to whom. An edge (src, dst) means dst distils from src."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from . import io as mio
+from .errors import ConfigError, DataError
+
+TOPOLOGIES = ("complete", "ring", "chain", "star", "islands", "regular")
+_MAX_TRIES = 1000  # rejection sampling of random regular graphs; fails only for near-impossible asks
+
+Edge = tuple[int, int]
+
+
+def check(topology: str, clients: int, *, islands: int = 2, degree: int = 2, directed: bool = False) -> None:
+    """Refuse impossible graphs before any work is done, naming the value and what is allowed."""
+    if topology not in TOPOLOGIES:
+        raise ConfigError(f"unknown topology {topology!r}; allowed: {', '.join(TOPOLOGIES)}")
+    if clients < 2:
+        raise ConfigError(f"clients = {clients}: a communication graph needs at least 2 clients")
+    if topology == "islands" and (islands < 1 or islands > clients or clients % islands):
+        raise ConfigError(
+            f"islands = {islands} with clients = {clients}: the islands must divide the clients into "
+            f"equal cliques; allowed: a divisor of {clients} ({', '.join(map(str, _divisors(clients)))})")
+    if topology == "regular":
+        if not 1 <= degree < clients:
+            raise ConfigError(f"degree = {degree} with clients = {clients}: a k-regular graph needs "
+                              f"1 <= k < clients, i.e. k in 1..{clients - 1}")
+        if not directed and (clients * degree) % 2:
+            raise ConfigError(f"degree = {degree} with clients = {clients}: an undirected k-regular graph "
+                              f"needs clients x degree even; use an even degree, or directed: true")
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def make(topology: str, clients: int, *, islands: int = 2, degree: int = 2,
+         directed: bool = False, seed: int = 0) -> list[Edge]:
+    """Sorted, duplicate-free edge list (src, dst), no self-loops.
+
+    Directed variants: ring and chain point along increasing index (i -> i+1), star points away
+    from the hub (client 0), regular has in- and out-degree k; complete and islands are symmetric
+    either way.
+    """
+    check(topology, clients, islands=islands, degree=degree, directed=directed)
+    n = clients
+    if topology == "complete":
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    elif topology == "ring":
+        pairs = [(i, (i + 1) % n) for i in range(n)]
+    elif topology == "chain":
+        pairs = [(i, i + 1) for i in range(n - 1)]
+    elif topology == "star":
+        pairs = [(0, j) for j in range(1, n)]
+    elif topology == "islands":
+        size = n // islands
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j and i // size == j // size]
+    else:
+        pairs = _random_regular(n, degree, directed, np.random.default_rng(seed))
+    edges = set(pairs)
+    if not directed:
+        edges |= {(j, i) for i, j in edges}
+    return sorted(edges)
+
+
+def _random_regular(n: int, k: int, directed: bool, rng: np.random.Generator) -> list[Edge]:
+    for _ in range(_MAX_TRIES):
+        if directed:  # k permutations without fixed points or repeated edges
+            edges = set()
+            for _ in range(k):
+                perm = rng.permutation(n)
+                new = {(int(i), int(perm[i])) for i in range(n)}
+                if any(i == j for i, j in new) or edges & new:
+                    break
+                edges |= new
+            else:
+                return sorted(edges)
+        else:  # pairing model: match n*k stubs, reject self-loops and multi-edges
+            stubs = rng.permutation(np.repeat(np.arange(n), k)).reshape(-1, 2)
+            edges = {(int(min(a, b)), int(max(a, b))) for a, b in stubs}
+            if len(edges) == len(stubs) and all(a != b for a, b in edges):
+                return sorted(edges)
+    raise ConfigError(f"no random {k}-regular graph on {n} clients found in {_MAX_TRIES} tries; "
+                      f"choose another degree or seed")
+
+
+def in_neighbours(edges: list[Edge], clients: int) -> list[list[int]]:
+    """N(i): the clients that send to client i, sorted."""
+    senders: list[list[int]] = [[] for _ in range(clients)]
+    for src, dst in sorted(edges):
+        senders[dst].append(src)
+    return senders
+
+
+def write(out_dir: str | Path, edges: list[Edge], params: dict) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["src", "dst"])
+    writer.writerows(edges)
+    out = Path(out_dir)
+    mio.write_text(out / "edges.csv", buf.getvalue())
+    mio.write_json(out / "graph.json", {"params": params, "edges": len(edges),
+                                        "in_degree": [len(s) for s in in_neighbours(edges, params["clients"])]})
+
+
+def read(out_dir: str | Path) -> tuple[list[Edge], dict]:
+    out = Path(out_dir)
+    try:
+        import json
+        meta = json.loads((out / "graph.json").read_text())
+        with open(out / "edges.csv", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the graph artefact in {out}: {exc}; rebuild it with snakemake") from exc
+    if rows[:1] != [["src", "dst"]]:
+        raise DataError(f"{out / 'edges.csv'}: expected header 'src,dst', found {rows[:1]}")
+    return [(int(a), int(b)) for a, b in rows[1:]], meta

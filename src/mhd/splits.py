@@ -1,0 +1,160 @@
+"""Non-iid data splits: a class-balanced public set (labels dropped) and disjoint private sets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import io as mio
+from .errors import ConfigError, DataError
+
+SCHEMES = ("skew", "dirichlet")
+
+
+@dataclass
+class Split:
+    private: list[np.ndarray]   # per client: sorted indices into the training split
+    public: np.ndarray          # sorted indices into the training split, labels not used
+    distribution: np.ndarray    # clients x classes: the class probabilities the split was drawn from
+
+    def counts(self, labels: np.ndarray, classes: int) -> np.ndarray:
+        """(clients + 1) x classes counts; the last row is the public set."""
+        sets = [*self.private, self.public]
+        return np.stack([np.bincount(labels[s], minlength=classes) for s in sets])
+
+
+def primary_classes(clients: int, classes: int) -> list[list[int]]:
+    """Classes dealt round-robin, so every class is primary for at least one client and every
+    client has at least one; C >= N gives disjoint groups."""
+    primary: list[list[int]] = [[] for _ in range(clients)]
+    for t in range(max(classes, clients)):
+        if t % classes not in primary[t % clients]:
+            primary[t % clients].append(t % classes)
+    return [sorted(p) for p in primary]
+
+
+def class_distribution(scheme: str, clients: int, classes: int, *, skew: float = 100.0,
+                       alpha: float = 0.5, rng: np.random.Generator | None = None) -> np.ndarray:
+    """clients x classes: p_i(c). skew: weight s on client i's primary classes, 1 elsewhere
+    (s = 1 is iid). dirichlet: p_i ~ Dir(alpha), as in NIID-Bench."""
+    if scheme == "skew":
+        if not skew > 0:
+            raise ConfigError(f"skew = {skew}: the weight of a client's primary classes must be > 0 "
+                              f"(1 = iid, larger = more skewed)")
+        weights = np.ones((clients, classes))
+        for i, prim in enumerate(primary_classes(clients, classes)):
+            weights[i, prim] = skew
+    elif scheme == "dirichlet":
+        if not alpha > 0:
+            raise ConfigError(f"alpha = {alpha}: the Dirichlet concentration must be > 0")
+        weights = (rng or np.random.default_rng(0)).dirichlet(np.full(classes, alpha), size=clients)
+    else:
+        raise ConfigError(f"unknown split scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def round_counts(dist: np.ndarray, total: int) -> np.ndarray:
+    """Largest-remainder rounding of total x dist, row by row: every row sums to `total` exactly."""
+    raw = dist * total
+    counts = np.floor(raw).astype(np.int64)
+    for i in range(len(counts)):
+        short = total - counts[i].sum()
+        order = np.argsort(-(raw[i] - counts[i]), kind="stable")
+        counts[i, order[:short]] += 1
+    return counts
+
+
+def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew", skew: float = 100.0,
+         alpha: float = 0.5, public_fraction: float = 0.2, samples_per_client: int = 3000,
+         seed: int = 0) -> Split:
+    """Draw the public set, then `samples_per_client` private samples per client, all disjoint."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if not 0 <= public_fraction < 1:
+        raise ConfigError(f"public_fraction = {public_fraction}: must be in [0, 1)")
+    if clients < 1 or samples_per_client < 1:
+        raise ConfigError(f"clients = {clients}, samples_per_client = {samples_per_client}: both must be >= 1")
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
+    per_class = int(public_fraction * n) // classes
+    smallest = min(len(p) for p in pools)
+    if per_class > smallest:
+        raise ConfigError(f"public_fraction = {public_fraction}: a class-balanced public set needs "
+                          f"{per_class} samples of every class, but class {int(np.argmin([len(p) for p in pools]))} "
+                          f"has only {smallest}; lower public_fraction")
+    public = np.sort(np.concatenate([p[:per_class] for p in pools]))
+    pools = [p[per_class:] for p in pools]
+    available = sum(len(p) for p in pools)
+    if clients * samples_per_client > available:
+        raise ConfigError(f"clients x samples_per_client = {clients} x {samples_per_client} = "
+                          f"{clients * samples_per_client} private samples asked, but only {available} remain "
+                          f"after the public set; lower clients, samples_per_client or public_fraction")
+    dist = class_distribution(scheme, clients, classes, skew=skew, alpha=alpha, rng=rng)
+    counts = round_counts(dist, samples_per_client)
+    demand = counts.sum(axis=0)
+    for c in range(classes):
+        if demand[c] > len(pools[c]):
+            raise ConfigError(
+                f"impossible split: the clients together need {demand[c]} samples of class {c}, but only "
+                f"{len(pools[c])} remain after the public set (scheme {scheme}, samples_per_client "
+                f"{samples_per_client}); lower samples_per_client or public_fraction, or soften the skew")
+    private: list[list[np.ndarray]] = [[] for _ in range(clients)]
+    for c in range(classes):
+        start = 0
+        for i in range(clients):
+            private[i].append(pools[c][start:start + counts[i, c]])
+            start += counts[i, c]
+    return Split([np.sort(np.concatenate(p)) for p in private], public, dist)
+
+
+def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, params: dict) -> None:
+    """indices.csv (client, index), stats.csv (client, class, count), split.json; 'public' is a client
+    name of its own. Written deterministically: identical inputs give identical bytes."""
+    out = Path(out_dir)
+    owners = [*((str(i), s) for i, s in enumerate(split.private)), ("public", split.public)]
+    idx = io.StringIO()
+    w = csv.writer(idx, lineterminator="\n")
+    w.writerow(["client", "index"])
+    for owner, s in owners:
+        w.writerows((owner, int(j)) for j in s)
+    stats = io.StringIO()
+    w = csv.writer(stats, lineterminator="\n")
+    w.writerow(["client", "class", "count"])
+    counts = split.counts(labels, classes)
+    for (owner, _), row in zip(owners, counts):
+        w.writerows((owner, c, int(row[c])) for c in range(classes))
+    mio.write_text(out / "indices.csv", idx.getvalue())
+    mio.write_text(out / "stats.csv", stats.getvalue())
+    mio.write_json(out / "split.json", {
+        "params": params,
+        "sizes": {owner: len(s) for owner, s in owners},
+        "distribution": np.round(split.distribution, 6).tolist(),
+        "sha256": {"indices.csv": mio.sha256_bytes(idx.getvalue().encode()),
+                   "stats.csv": mio.sha256_bytes(stats.getvalue().encode())},
+    })
+
+
+def read(out_dir: str | Path) -> tuple[Split, dict]:
+    """Load a split artefact, checking it against the hashes recorded beside it."""
+    out = Path(out_dir)
+    try:
+        meta = json.loads((out / "split.json").read_text())
+        raw = (out / "indices.csv").read_bytes()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the split artefact in {out}: {exc}; rebuild it with snakemake") from exc
+    if mio.sha256_bytes(raw) != meta["sha256"]["indices.csv"]:
+        raise DataError(f"{out / 'indices.csv'} does not match the hash in split.json: the file was changed "
+                        f"or truncated; delete {out} and rebuild it")
+    rows = list(csv.reader(io.StringIO(raw.decode())))[1:]
+    clients = meta["params"]["clients"]
+    private: list[list[int]] = [[] for _ in range(clients)]
+    public: list[int] = []
+    for owner, j in rows:
+        (public if owner == "public" else private[int(owner)]).append(int(j))
+    dist = np.asarray(meta["distribution"])
+    return Split([np.asarray(p, dtype=np.int64) for p in private], np.asarray(public, dtype=np.int64), dist), meta

@@ -1,0 +1,76 @@
+# Config loading and validation, and the helpers that turn experiments into target lists.
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from mhd import config as mconfig
+from mhd.errors import MHDError
+
+# config/config.yaml is the base; each --configfile / --config is merged over it (experiments are
+# replaced whole), so an overlay names exactly the experiments it wants.
+_BASE = Path(workflow.basedir) / "config" / "config.yaml"
+try:
+    CONFIG = mconfig.validate(mconfig.merge(mconfig.read_yaml(_BASE), dict(config)),
+                              source=f"{_BASE} + --configfile/--config")
+    RUNS = mconfig.expand(CONFIG)
+except MHDError as exc:
+    raise WorkflowError(str(exc)) from None
+config.clear()
+config.update(CONFIG)
+
+DATASET = CONFIG["dataset"]["name"]
+# `python -m mhd` with the interpreter running Snakemake: the same environment, no PATH games.
+MHD = f"{shlex.quote(sys.executable)} -m mhd"
+
+SPLITS = {mconfig.split_id(DATASET, r): mconfig.split_params(r) for runs in RUNS.values() for r in runs}
+GRAPHS = {mconfig.graph_id(r): mconfig.graph_params(r) for runs in RUNS.values() for r in runs}
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    split="[^/]+",
+    graph="[^/]+",
+
+
+def cli_args(params):
+    """A params dict as command-line options: {'split_seed': 0} -> '--seed 0'."""
+    rename = {"split_seed": "seed", "graph_seed": "seed"}
+    return " ".join(f"--{rename.get(k, k).replace('_', '-')} {shlex.quote(str(v))}" for k, v in params.items())
+
+
+def prepare_args(wildcards):
+    ds = CONFIG["dataset"]
+    args = {"download": ds["download"], "verify": ds["verify"], "image_size": ds["image_size"]}
+    if ds["root"]:
+        args["root"] = ds["root"]
+    return cli_args(args)
+
+
+def split_args(wildcards):
+    if wildcards.split not in SPLITS:
+        raise WorkflowError(f"split {wildcards.split!r} is not used by any experiment of the config")
+    return cli_args(SPLITS[wildcards.split])
+
+
+def graph_args(wildcards):
+    if wildcards.graph not in GRAPHS:
+        raise WorkflowError(f"graph {wildcards.graph!r} is not used by any experiment of the config")
+    return cli_args(GRAPHS[wildcards.graph])
+
+
+def prepared(ext):
+    return f"data/prepared/{DATASET}.{ext}"
+
+
+def data_artefacts(wildcards=None):
+    """What DVC versions: the prepared dataset, every split and every graph of the config."""
+    return ([prepared("pt"), prepared("json")]
+            + [f"data/splits/{s}/{f}" for s in sorted(SPLITS) for f in ("indices.csv", "stats.csv", "split.json")]
+            + [f"data/graphs/{g}/{f}" for g in sorted(GRAPHS) for f in ("edges.csv", "graph.json")])
+
+
+def all_figures(wildcards=None):
+    return ([f"figures/data/labels_{s}.png" for s in sorted(SPLITS)]
+            + [f"figures/graphs/{g}.png" for g in sorted(GRAPHS)])

@@ -1,0 +1,50 @@
+# Data: prepare the dataset once as tensors, then draw the splits and build the graphs.
+
+
+rule prepare_data:
+    output:
+        pt="data/prepared/{dataset}.pt",
+        meta="data/prepared/{dataset}.json",
+    params:
+        args=prepare_args,
+    log:
+        "logs/prepare_data/{dataset}.log",
+    shell:
+        "{MHD} prepare --dataset {wildcards.dataset} {params.args} --out {output.pt} > {log} 2>&1"
+
+
+rule split:
+    input:
+        # ancient: the prepared tensors are checked by content hash when loaded; their mtime says
+        # nothing (DVC pulls files in any order), so it must not trigger a new split.
+        pt=ancient(prepared("pt")),
+        meta=ancient(prepared("json")),
+    output:
+        indices="data/splits/{split}/indices.csv",
+        stats="data/splits/{split}/stats.csv",
+        meta="data/splits/{split}/split.json",
+    params:
+        args=split_args,
+        out=subpath(output.meta, parent=True),
+    log:
+        "logs/split/{split}.log",
+    shell:
+        "{MHD} split --prepared {input.pt} {params.args} --out {params.out} > {log} 2>&1"
+
+
+rule graph:
+    output:
+        edges="data/graphs/{graph}/edges.csv",
+        meta="data/graphs/{graph}/graph.json",
+    params:
+        args=graph_args,
+        out=subpath(output.meta, parent=True),
+    log:
+        "logs/graph/{graph}.log",
+    shell:
+        "{MHD} graph {params.args} --out {params.out} > {log} 2>&1"
+
+
+rule data_artefacts:
+    input:
+        data_artefacts,
