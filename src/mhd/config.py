@@ -47,9 +47,9 @@ def _describe(error, source: str) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown key {', '.join(repr(e) for e in extra)} under {where} (in {source}); allowed: {allowed}"
-    if error.validator == "propertyNames":
-        allowed = ", ".join(error.validator_value["enum"])
-        return f"{error.message.split(' is not')[0]} under {where} (in {source}) is not a run key; allowed: {allowed}"
+    if "propertyNames" in error.schema_path:
+        allowed = ", ".join(error.validator_value)
+        return f"unknown key {error.instance!r} under {where} (in {source}): not a run key; allowed: {allowed}"
     if error.validator == "required":
         return f"{error.message} under {where} (in {source})"
     return f"{where} = {error.instance!r} (in {source}): {error.message}"

@@ -1,4 +1,5 @@
 # Config loading and validation, and the helpers that turn experiments into target lists.
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,8 +22,13 @@ config.clear()
 config.update(CONFIG)
 
 DATASET = CONFIG["dataset"]["name"]
-# `python -m mhd` with the interpreter running Snakemake: the same environment, no PATH games.
-MHD = f"{shlex.quote(sys.executable)} -m mhd"
+# Rules call the `mhd` command of this environment; PATH is also passed on to cluster jobs.
+envvars:
+    "PATH",
+
+
+# Rules call the `mhd` command of the environment running Snakemake, activated or not.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 SPLITS = {mconfig.split_id(DATASET, r): mconfig.split_params(r) for runs in RUNS.values() for r in runs}
 GRAPHS = {mconfig.graph_id(r): mconfig.graph_params(r) for runs in RUNS.values() for r in runs}

@@ -7,10 +7,12 @@ rule prepare_data:
         meta="data/prepared/{dataset}.json",
     params:
         args=prepare_args,
+    conda:
+        "../envs/mhd.yaml"
     log:
         "logs/prepare_data/{dataset}.log",
     shell:
-        "{MHD} prepare --dataset {wildcards.dataset} {params.args} --out {output.pt} > {log} 2>&1"
+        "mhd prepare --dataset {wildcards.dataset} {params.args} --out {output.pt} > {log} 2>&1"
 
 
 rule split:
@@ -26,10 +28,12 @@ rule split:
     params:
         args=split_args,
         out=subpath(output.meta, parent=True),
+    conda:
+        "../envs/mhd.yaml"
     log:
         "logs/split/{split}.log",
     shell:
-        "{MHD} split --prepared {input.pt} {params.args} --out {params.out} > {log} 2>&1"
+        "mhd split --prepared {input.pt} {params.args} --out {params.out} > {log} 2>&1"
 
 
 rule graph:
@@ -39,10 +43,12 @@ rule graph:
     params:
         args=graph_args,
         out=subpath(output.meta, parent=True),
+    conda:
+        "../envs/mhd.yaml"
     log:
         "logs/graph/{graph}.log",
     shell:
-        "{MHD} graph {params.args} --out {params.out} > {log} 2>&1"
+        "mhd graph {params.args} --out {params.out} > {log} 2>&1"
 
 
 rule data_artefacts:

@@ -9,10 +9,12 @@ rule plot_label_distribution:
         "figures/data/labels_{split}.png",
     params:
         split=subpath(input.stats, parent=True),
+    conda:
+        "../envs/mhd.yaml"
     log:
         "logs/plot_label_distribution/{split}.log",
     shell:
-        "{MHD} plot labels --input {params.split} --dataset-meta {input.dataset} "
+        "mhd plot labels --input {params.split} --dataset-meta {input.dataset} "
         "--title {wildcards.split:q} --out {output} > {log} 2>&1"
 
 
@@ -23,7 +25,9 @@ rule plot_graph:
         "figures/graphs/{graph}.png",
     params:
         graph=subpath(input[0], parent=True),
+    conda:
+        "../envs/mhd.yaml"
     log:
         "logs/plot_graph/{graph}.log",
     shell:
-        "{MHD} plot graph --input {params.graph} --title {wildcards.graph:q} --out {output} > {log} 2>&1"
+        "mhd plot graph --input {params.graph} --title {wildcards.graph:q} --out {output} > {log} 2>&1"

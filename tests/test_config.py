@@ -1,0 +1,84 @@
+import copy
+
+import pytest
+import yaml
+
+from mhd import config as mconfig
+from mhd.errors import ConfigError
+
+
+@pytest.fixture
+def base(repo):
+    return mconfig.read_yaml(repo / "config" / "config.yaml")
+
+
+def test_default_and_smoke_configs_are_valid(repo):
+    cfg = mconfig.load_layered(repo / "config" / "config.yaml", [repo / "config" / "smoke.yaml"])
+    assert cfg["run"]["clients"] == 4 and cfg["dataset"]["name"] == "fashion_mnist"
+    assert list(cfg["experiments"]) == ["data"], "an overlay's experiments replace the default ones"
+    mconfig.load(repo / "config" / "config.yaml")
+
+
+def test_every_key_is_documented(repo, base):
+    doc = (repo / "config" / "README.md").read_text()
+    for section in ("dataset", "run"):
+        for key in base[section]:
+            assert f"`{section}.{key}`" in doc, f"{section}.{key} missing from config/README.md"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["run"].update(skeww=3), r"unknown key 'skeww' under run .*allowed: alpha, clients"),
+    (lambda c: c.update(extra=1), r"unknown key 'extra' under \(top level\)"),
+    (lambda c: c["run"].update(clients="five"), r"run.clients = 'five' .*not of type 'integer'"),
+    (lambda c: c["run"].update(skew=0), r"run.skew = 0 .*less than or equal to the minimum of 0"),
+    (lambda c: c["run"].update(topology="torus"), r"run.topology = 'torus'"),
+    (lambda c: c["dataset"].update(name="svhn"), r"dataset.name = 'svhn'"),
+    (lambda c: c["experiments"]["label_skew"]["grid"].update(skwe=[1]), r"'skwe' under experiments.label_skew.grid"),
+    (lambda c: c["experiments"]["label_skew"]["grid"].update(skew=[1, -1]), r"experiment 'label_skew'.*skew = -1"),
+    (lambda c: c["experiments"]["topologies"]["rows"].append({"topology": "islands", "islands": 4}),
+     r"experiment 'topologies'.*islands = 4 with clients = 5"),
+    (lambda c: c["run"].pop("clients"), r"'clients' is a required property under run"),
+])
+def test_bad_configs_fail_loudly(base, edit, message):
+    cfg = copy.deepcopy(base)
+    edit(cfg)
+    with pytest.raises(ConfigError, match=message) as err:
+        mconfig.validate(cfg, source="test.yaml")
+    assert "test.yaml" in str(err.value)
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+        mconfig.load(bad)
+
+
+def test_merge_overlays_keys_but_replaces_experiments():
+    base = {"run": {"a": 1, "b": 2}, "experiments": {"x": {}, "y": {}}}
+    assert mconfig.merge(base, {"run": {"b": 3}}) == {"run": {"a": 1, "b": 3}, "experiments": {"x": {}, "y": {}}}
+    assert mconfig.merge(base, {"experiments": {"z": {}}})["experiments"] == {"z": {}}
+
+
+def test_expand_rows_times_grid_and_ids(base):
+    cfg = copy.deepcopy(base)
+    cfg["experiments"] = {"e": {"rows": [{"clients": 4}, {"clients": 6, "scheme": "dirichlet"}],
+                                "grid": {"topology": ["ring", "islands"]}}}
+    runs = mconfig.expand(cfg)["e"]
+    assert len(runs) == 4
+    ids = [(mconfig.split_id("fashion_mnist", r), mconfig.graph_id(r)) for r in runs]
+    assert ids[0] == ("fashion_mnist-n4-skew100-pub0.2-m3000-seed0", "ring-n4")
+    assert ids[3] == ("fashion_mnist-n6-dir0.5-pub0.2-m3000-seed0", "islands2-n6")
+
+
+def test_same_graph_same_id_same_params(base):
+    run = mconfig.expand(base)["label_skew"][0]
+    directed = {**run, "directed": True}
+    assert mconfig.graph_id(run) == mconfig.graph_id(directed) == "complete-n5"
+    assert mconfig.graph_params(run) == mconfig.graph_params(directed)
+    assert mconfig.split_id("m", {**run, "skew": 100}) == mconfig.split_id("m", {**run, "skew": 100.0})
+
+
+def test_schema_is_the_workflow_one(repo):
+    assert mconfig.SCHEMA_PATH.read_bytes() == (repo / "workflow" / "schemas" / "config.schema.yaml").read_bytes()
+    yaml.safe_load(mconfig.SCHEMA_PATH.read_text())

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mhd import splits
+from mhd.errors import ConfigError
+
+LABELS = np.repeat(np.arange(10), 400)  # 4000 samples, 10 balanced classes
+np.random.default_rng(0).shuffle(LABELS)
+
+split_args = st.fixed_dictionaries({
+    "clients": st.integers(1, 12),
+    "scheme": st.sampled_from(["skew", "dirichlet"]),
+    "skew": st.floats(1, 1000),
+    "alpha": st.floats(0.05, 10),
+    "public_fraction": st.floats(0, 0.5),
+    "samples_per_client": st.integers(1, 150),
+    "seed": st.integers(0, 2**31),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(split_args)
+def test_split_properties(args):
+    try:
+        s = splits.make(LABELS, 10, **args)
+    except ConfigError as exc:  # only a demand the data cannot meet may be refused
+        assert "impossible split" in str(exc)
+        return
+    everything = np.concatenate([*s.private, s.public])
+    assert len(np.unique(everything)) == len(everything), "an index is used twice"
+    assert everything.min() >= 0 and everything.max() < len(LABELS)
+    assert all(len(p) == args["samples_per_client"] for p in s.private)
+    pub_counts = np.bincount(LABELS[s.public], minlength=10)
+    assert (pub_counts == pub_counts[0]).all(), "public set is not class-balanced"
+    assert len(s.public) == int(args["public_fraction"] * len(LABELS)) // 10 * 10
+    np.testing.assert_allclose(s.distribution.sum(axis=1), 1.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 10), st.integers(1, 12))
+def test_every_class_is_primary_and_every_client_has_one(clients, classes):
+    primary = splits.primary_classes(clients, classes)
+    assert all(primary)
+    assert set().union(*map(set, primary)) == set(range(classes))
+    if classes >= clients:  # disjoint groups
+        assert sum(map(len, primary)) == classes
+
+
+def test_skew_is_visible_in_the_counts():
+    s = splits.make(LABELS, 10, clients=5, skew=100, public_fraction=0.2, samples_per_client=300)
+    counts = s.counts(LABELS, 10)[:5]
+    for i, prim in enumerate(splits.primary_classes(5, 10)):
+        own = counts[i, prim].sum()
+        assert own / 300 > 0.9, f"client {i} owns only {own} of its primary classes"
+
+
+def test_skew_one_is_iid():
+    s = splits.make(LABELS, 10, clients=4, skew=1, public_fraction=0.1, samples_per_client=200)
+    counts = s.counts(LABELS, 10)[:4]
+    assert (counts == 20).all()
+
+
+def test_identical_inputs_identical_bytes(tmp_path):
+    for d in ("a", "b"):
+        s = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, seed=7)
+        splits.write(tmp_path / d, s, LABELS, 10, {"clients": 3, "seed": 7})
+    for f in ("indices.csv", "stats.csv", "split.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    other = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, seed=8)
+    assert not all(np.array_equal(a, b) for a, b in zip(other.private, s.private))
+
+
+def test_written_split_reads_back_and_tampering_is_caught(tmp_path):
+    s = splits.make(LABELS, 10, clients=3, samples_per_client=50)
+    splits.write(tmp_path, s, LABELS, 10, {"clients": 3})
+    back, meta = splits.read(tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(back.private, s.private))
+    assert np.array_equal(back.public, s.public)
+    stats = (tmp_path / "stats.csv").read_text().splitlines()
+    assert stats[0] == "client,class,count" and stats[-1].startswith("public,9,")
+    text = (tmp_path / "indices.csv").read_text()
+    (tmp_path / "indices.csv").write_text(text[: len(text) // 2])
+    with pytest.raises(Exception, match="does not match the hash"):
+        splits.read(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"skew": 0}, "skew = 0"),
+    ({"skew": -3}, "skew = -3"),
+    ({"scheme": "dirichlet", "alpha": 0}, "alpha = 0"),
+    ({"scheme": "pathological"}, "unknown split scheme 'pathological'"),
+    ({"clients": 50, "samples_per_client": 100}, "50 x 100 = 5000 private samples asked"),
+    ({"public_fraction": 1.0}, "public_fraction = 1.0"),
+    ({"scheme": "dirichlet", "alpha": 0.01, "samples_per_client": 900}, "impossible split"),
+])
+def test_impossible_splits_are_refused(kwargs, message):
+    args = {"clients": 3, "samples_per_client": 100, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        splits.make(LABELS, 10, **args)

@@ -1,0 +1,109 @@
+"""The workflow end to end: Snakemake on the smoke config over a tiny dataset in the real format."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def snakemake(repo, workdir, *args, configfiles=()):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def tiny_overlay(tmp_path, tiny_idx, **extra):
+    overlay = {"dataset": {"root": str(tiny_idx), "verify": False, "download": False}, **extra}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def test_lint_is_clean(repo):
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=repo, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
+    work = tmp_path / "work"
+    configs = [repo / "config" / "smoke.yaml", tiny_overlay(tmp_path, tiny_idx)]
+    res = snakemake(repo, work, "all_figures", configfiles=configs)
+    assert res.returncode == 0, res.stderr[-3000:]
+    labels = sorted((work / "figures" / "data").glob("labels_*.png"))
+    assert [p.name for p in labels] == ["labels_fashion_mnist-n4-skew1-pub0.1-m200-seed0.png",
+                                        "labels_fashion_mnist-n4-skew100-pub0.1-m200-seed0.png"]
+    assert sorted(p.name for p in (work / "figures" / "graphs").glob("*.png")) == ["islands2-n4.png", "ring-n4.png"]
+    assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
+    stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
+    assert "public,0,15" in stats
+    again = snakemake(repo, work, "-n", "all_figures", configfiles=configs)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_config_stops_before_any_job(repo, tiny_idx, tmp_path):
+    overlay = tiny_overlay(tmp_path, tiny_idx, run={"skeww": 3})
+    res = snakemake(repo, tmp_path / "work", "all_figures", configfiles=[overlay])
+    assert res.returncode != 0
+    assert "unknown key 'skeww' under run" in res.stderr + res.stdout
+    assert not (tmp_path / "work" / "data").exists()
+
+
+def test_impossible_split_names_the_class(repo, tiny_idx, tmp_path):
+    overlay = tiny_overlay(tmp_path, tiny_idx, run={"samples_per_client": 300})
+    res = snakemake(repo, tmp_path / "work", "data_artefacts",
+                    configfiles=[repo / "config" / "smoke.yaml", overlay])
+    assert res.returncode != 0
+    log = (tmp_path / "work" / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m300-seed0.log").read_text()
+    assert "impossible split: the clients together need" in log and "of class" in log
+    assert not (tmp_path / "work" / "data" / "splits" / "fashion_mnist-n4-skew100-pub0.1-m300-seed0").exists()
+
+
+def run(cmd, cwd, **kw):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, shell=isinstance(cmd, str), **kw)
+    assert res.returncode == 0, f"{cmd}: {res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    return res.stdout + res.stderr
+
+
+def test_dvc_round_trip(repo, tiny_idx, tmp_path):
+    """repro, push to a local remote, clone, pull: Snakemake then wants nothing the pull restored."""
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    proj = tmp_path / "proj"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo, capture_output=True,
+                           text=True).stdout.split()
+    for f in files:
+        if (repo / f).is_file() and not f.startswith("tests/"):
+            (proj / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / f, proj / f, follow_symlinks=False)
+    # this copy's default config is the smoke config over the tiny dataset
+    base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    from mhd.config import merge
+    cfg = merge(merge(base, smoke), yaml.safe_load(tiny_overlay(tmp_path, tiny_idx).read_text()))
+    (proj / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    git = "git -c user.email=t@example.invalid -c user.name=t"
+    run(f"{git} init -q && {git} add -A && {git} commit -qm init", proj)
+    run("dvc repro -q", proj)
+    run(f"dvc remote add -d local {tmp_path / 'remote'} && {git} add -A && {git} commit -qm lock && dvc push -q", proj)
+    run(f"git clone -q {proj} {tmp_path / 'clone'}", tmp_path)
+    clone = tmp_path / "clone"
+    run("dvc pull -q", clone)
+    assert (clone / "data" / "splits").is_dir() and (clone / "dvc.lock").exists()
+    out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "data_artefacts"], clone)
+    assert "Nothing to be done" in out
+    out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "all_figures"], clone)
+    for rule in ("prepare_data", "split", "graph"):
+        assert f"rule {rule}:" not in out, f"{rule} would rerun after dvc pull:\n{out}"
+    assert "rule plot_graph:" in out
+    assert "up to date" in run("dvc status", clone) or "Data and pipelines are up to date" in run("dvc status", clone)
