@@ -9,6 +9,7 @@ min_version("8.20")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -15,7 +15,7 @@ def base(repo):
 def test_default_and_smoke_configs_are_valid(repo):
     cfg = mconfig.load_layered(repo / "config" / "config.yaml", [repo / "config" / "smoke.yaml"])
     assert cfg["run"]["clients"] == 4 and cfg["dataset"]["name"] == "fashion_mnist"
-    assert list(cfg["experiments"]) == ["data"], "an overlay's experiments replace the default ones"
+    assert list(cfg["experiments"]) == ["data", "engine"], "an overlay's experiments replace the default ones"
     mconfig.load(repo / "config" / "config.yaml")
 
 
@@ -27,7 +27,7 @@ def test_every_key_is_documented(repo, base):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["run"].update(skeww=3), r"unknown key 'skeww' under run .*allowed: alpha, clients"),
+    (lambda c: c["run"].update(skeww=3), r"unknown key 'skeww' under run .*allowed: alpha, architecture"),
     (lambda c: c.update(extra=1), r"unknown key 'extra' under \(top level\)"),
     (lambda c: c["run"].update(clients="five"), r"run.clients = 'five' .*not of type 'integer'"),
     (lambda c: c["run"].update(skew=0), r"run.skew = 0 .*less than or equal to the minimum of 0"),

@@ -1,5 +1,6 @@
 """The workflow end to end: Snakemake on the smoke config over a tiny dataset in the real format."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,8 +38,19 @@ def test_lint_is_clean(repo):
 def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     work = tmp_path / "work"
     configs = [repo / "config" / "smoke.yaml", tiny_overlay(tmp_path, tiny_idx)]
-    res = snakemake(repo, work, "all_figures", configfiles=configs)
+    res = snakemake(repo, work, "all_figures", "all_runs", configfiles=configs)
     assert res.returncode == 0, res.stderr[-3000:]
+    runs = sorted(p.name for p in (work / "results" / "runs").iterdir())
+    assert [r.split("-")[0:2] for r in runs] == [["isolated", "h0"], ["mhd", "h3"]]
+    for run in runs:
+        folder = work / "results" / "runs" / run
+        for f in ("run.yaml", "metrics.csv", "run.json", "checkpoint.pt", "benchmark.tsv"):
+            assert (folder / f).exists(), f"{run}/{f}"
+        record = json.loads((folder / "run.json").read_text())
+        assert record["run"]["method"] == run.split("-")[0] and record["versions"]["torch"]
+        assert "step 12/12" in (work / "logs" / "train" / f"{run}.log").read_text()
+    heads = {line.split(",")[2] for line in (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines()[1:]}
+    assert heads == {"0", "1", "2", "3", "ensemble", "-"}
     labels = sorted((work / "figures" / "data").glob("labels_*.png"))
     assert [p.name for p in labels] == ["labels_fashion_mnist-n4-skew1-pub0.1-m200-seed0.png",
                                         "labels_fashion_mnist-n4-skew100-pub0.1-m200-seed0.png"]
@@ -46,7 +58,7 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
     stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
     assert "public,0,15" in stats
-    again = snakemake(repo, work, "-n", "all_figures", configfiles=configs)
+    again = snakemake(repo, work, "-n", "all_figures", "all_runs", configfiles=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

@@ -81,6 +81,52 @@ def cmd_plot(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_train(args) -> None:
+    import torch
+    import yaml
+
+    from . import config as mconfig
+    from .errors import ConfigError
+    from .train import train
+
+    try:
+        spec = yaml.safe_load(Path(args.config).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read run config {args.config}: {exc}") from exc
+    if not isinstance(spec, dict) or set(spec) != {"run", "inputs"}:
+        raise ConfigError(f"run config {args.config} must have exactly the keys 'run' and 'inputs' "
+                          f"(prepared, split, graph); found {sorted(spec) if isinstance(spec, dict) else spec!r}")
+    run = mconfig.validate_run(spec["run"], args.config)
+    missing = {"prepared", "split", "graph"} - set(spec["inputs"])
+    if missing:
+        raise ConfigError(f"run config {args.config}: inputs lacks {', '.join(sorted(missing))}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rec = train(run, spec["inputs"]["prepared"], spec["inputs"]["split"], spec["inputs"]["graph"], args.out,
+                device=args.device or run["device"], stop_after=args.stop_after)
+    if "stopped_at" in rec:
+        print(f"stopped at step {rec['stopped_at']} as asked; rerun the same command to resume")
+    else:
+        print(f"{run['method']} H={run['heads']}: {run['steps']} steps in {rec['wall_time_s']:.1f} s "
+              f"({rec['images_per_s']} images/s) on {rec['device']['device']} -> {args.out}")
+
+
+def cmd_bench(args) -> None:
+    from .bench import bench
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = bench(args.config, quick=args.quick, device=args.device)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        from . import io as mio
+
+        mio.write_text(args.out, text + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mhd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("train", help="train one run (resumes from OUT/checkpoint.pt)")
+    p.add_argument("--config", required=True, help="RUN.yaml: {run: {...every run key}, inputs: {prepared, split, graph}}")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides run.device")
+    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="throughput: trainer vs a naive federated loop vs plain training (JSON)")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--quick", action="store_true", help="a few steps each: under a minute on 2 CPU cores")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("plot", help="draw a split's label distribution or a graph")
     p.add_argument("what", choices=["labels", "graph"])

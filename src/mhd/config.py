@@ -3,12 +3,14 @@ experiments into runs, and name the split and graph each run uses."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from pathlib import Path
 
 import yaml
 
-from . import graphs
+from . import graphs, methods
 from .errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -96,11 +98,36 @@ def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
                 try:
                     graphs.check(run["topology"], run["clients"], islands=run["islands"],
                                  degree=run["degree"], directed=run["directed"])
+                    run = methods.effective(run)
                 except ConfigError as exc:
                     raise ConfigError(f"experiment {name!r} (in {source}): {exc}") from None
                 runs.append(_normalise(run))
         out[name] = runs
     return out
+
+
+def trained(config: dict) -> dict[str, list[dict]]:
+    """The experiments whose runs are trained (`train: false` marks data-only ones)."""
+    runs = expand(config)
+    return {name: runs[name] for name, exp in config["experiments"].items() if exp.get("train", True)}
+
+
+def run_id(dataset: str, run: dict) -> str:
+    """Readable prefix, then a hash of every setting: equal runs share one folder and are trained once."""
+    digest = hashlib.sha256(json.dumps({"dataset": dataset, **run}, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{run['method']}-h{run['heads']}-{graph_id(run)}-{digest}"
+
+
+def validate_run(run: dict, source: str) -> dict:
+    """A single resolved run (the `run` of a RUN.yaml): every key present and valid."""
+    import jsonschema
+
+    s = schema()
+    run_schema = {**s["$defs"]["run"], "required": s["properties"]["run"]["required"]}
+    errors = list(jsonschema.Draft202012Validator(run_schema).iter_errors(run))
+    if errors:
+        raise ConfigError("invalid run config:\n  " + "\n  ".join(_describe(e, source) for e in errors))
+    return methods.effective(_normalise(run))
 
 
 def _fmt(value) -> str:
@@ -163,3 +190,11 @@ def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) ->
         config = merge(config, read_yaml(path))
     sources = " + ".join(str(p) for p in [base_path, *overlay_paths])
     return validate(config, source=sources)
+
+
+def write_run_spec(path: str | Path, spec: dict) -> None:
+    """The RUN.yaml of `mhd train --config`: {run: every setting, inputs: prepared, split, graph}."""
+    from . import io as mio
+
+    header = "# Written by the workflow (rule run_config); `mhd train --config` reads it.\n"
+    mio.write_text(path, header + yaml.safe_dump(spec, sort_keys=True))

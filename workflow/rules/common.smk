@@ -80,3 +80,42 @@ def data_artefacts(wildcards=None):
 def all_figures(wildcards=None):
     return ([f"figures/data/labels_{s}.png" for s in sorted(SPLITS)]
             + [f"figures/graphs/{g}.png" for g in sorted(GRAPHS)])
+
+
+# ---------------------------------------------------------------- training runs
+TRAINED = {mconfig.run_id(DATASET, r): r for runs in mconfig.trained(CONFIG).values() for r in runs}
+
+
+def _run(wildcards):
+    if wildcards.run not in TRAINED:
+        raise WorkflowError(f"run {wildcards.run!r} is not part of any experiment of the config")
+    return TRAINED[wildcards.run]
+
+
+def run_inputs(wildcards):
+    r = _run(wildcards)
+    split, graph = mconfig.split_id(DATASET, r), mconfig.graph_id(r)
+    return {"prepared": prepared("pt"), "split": f"data/splits/{split}/indices.csv",
+            "split_meta": f"data/splits/{split}/split.json", "graph": f"data/graphs/{graph}/edges.csv"}
+
+
+def run_spec(wildcards):
+    """What `mhd train --config` reads: the run's every setting and the paths of its inputs."""
+    inputs = run_inputs(wildcards)
+    return {"run": _run(wildcards), "inputs": {"prepared": inputs["prepared"],
+                                                "split": str(Path(inputs["split"]).parent),
+                                                "graph": str(Path(inputs["graph"]).parent)}}
+
+
+def run_gpus(wildcards):
+    """1 when the run trains on CUDA: device cuda, or auto where this machine has a GPU."""
+    device = _run(wildcards)["device"]
+    if device == "auto":
+        import torch
+
+        return int(torch.cuda.is_available())
+    return int(device == "cuda")
+
+
+def all_runs(wildcards=None):
+    return [f"results/runs/{run}/metrics.csv" for run in sorted(TRAINED)]

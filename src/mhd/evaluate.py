@@ -1,0 +1,44 @@
+"""Metrics on the official test split, per client and head: shared accuracy (the whole split),
+private accuracy (reweighted by the client's private class distribution) and per-class accuracy.
+`ensemble` is, per test sample, the prediction of the client's own most confident head."""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def predict(model, x_uint8: torch.Tensor, normalise, batch: int = 1000, autocast=None) -> torch.Tensor:
+    """Logits T x K x C (float32) of every head on the test images."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(x_uint8), batch):
+        x = normalise(x_uint8[start:start + batch])
+        with autocast() if autocast else torch.autocast("cpu", enabled=False):
+            out.append(model(x)[1].float())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def head_predictions(logits_TxKxC: torch.Tensor) -> dict[str, torch.Tensor]:
+    probs = logits_TxKxC.softmax(dim=-1)
+    conf_TxK, pred_TxK = probs.max(dim=-1)
+    best_T = conf_TxK.argmax(dim=1)
+    preds = {str(k): pred_TxK[:, k] for k in range(pred_TxK.shape[1])}
+    preds["ensemble"] = pred_TxK.gather(1, best_T[:, None])[:, 0]
+    return preds
+
+
+def rows(step: int, client: int, logits_TxKxC: torch.Tensor, y_T: torch.Tensor, private_dist_C: torch.Tensor,
+         classes: int) -> list[list]:
+    """Tidy rows [step, client, head, metric, value]."""
+    out = []
+    counts_C = torch.bincount(y_T, minlength=classes).clamp_min(1).float()
+    for head, pred in head_predictions(logits_TxKxC).items():
+        correct = (pred == y_T).float()
+        class_acc_C = torch.zeros(classes, device=y_T.device).index_add_(0, y_T, correct) / counts_C
+        out.append([step, client, head, "shared_acc", float(correct.mean())])
+        out.append([step, client, head, "private_acc", float((private_dist_C * class_acc_C).sum())])
+        out.extend([step, client, head, f"class_acc_{c}", float(a)] for c, a in enumerate(class_acc_C.tolist()))
+    return out

@@ -1,0 +1,42 @@
+# Training: one folder per run, results/runs/<run id>/, named by the run's settings.
+
+
+rule run_config:
+    output:
+        "results/runs/{run}/run.yaml",
+    params:
+        spec=run_spec,
+    log:
+        "logs/run_config/{run}.log",
+    run:
+        mconfig.write_run_spec(output[0], params.spec)
+
+
+rule train:
+    input:
+        unpack(lambda wc: {k: ancient(v) for k, v in run_inputs(wc).items()}),
+        spec="results/runs/{run}/run.yaml",
+    output:
+        metrics="results/runs/{run}/metrics.csv",
+        record="results/runs/{run}/run.json",
+    params:
+        out=subpath(output.metrics, parent=True),
+    log:
+        "logs/train/{run}.log",
+    benchmark:
+        "results/runs/{run}/benchmark.tsv"
+    # one thread per run: two one-thread runs side by side beat one two-thread run on a CPU
+    threads: 1
+    resources:
+        gpu=run_gpus,
+    # safe: a retried run resumes from results/runs/<run id>/checkpoint.pt (not an output, so kept)
+    retries: 2
+    conda:
+        "../envs/mhd.yaml"
+    shell:
+        "mhd train --config {input.spec} --out {params.out} --threads {threads} > {log} 2>&1"
+
+
+rule all_runs:
+    input:
+        all_runs,
