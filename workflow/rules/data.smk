@@ -17,10 +17,8 @@ rule prepare_data:
 
 rule split:
     input:
-        # ancient: the prepared tensors are checked by content hash when loaded; their mtime says
-        # nothing (DVC pulls files in any order), so it must not trigger a new split.
-        pt=ancient(prepared("pt")),
-        meta=ancient(prepared("json")),
+        pt=prepared("pt"),
+        meta=prepared("json"),
     output:
         indices="data/splits/{split}/indices.csv",
         stats="data/splits/{split}/stats.csv",

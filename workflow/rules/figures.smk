@@ -4,7 +4,7 @@
 rule plot_label_distribution:
     input:
         stats="data/splits/{split}/stats.csv",
-        dataset=ancient(prepared("json")),
+        dataset=prepared("json"),
     output:
         "figures/data/labels_{split}.png",
     params:

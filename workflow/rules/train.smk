@@ -14,7 +14,7 @@ rule run_config:
 
 rule train:
     input:
-        unpack(lambda wc: {k: ancient(v) for k, v in run_inputs(wc).items()}),
+        unpack(run_inputs),
         spec="results/runs/{run}/run.yaml",
     output:
         metrics="results/runs/{run}/metrics.csv",
