@@ -68,8 +68,12 @@ class Trainer:
 
         self.data = TensorData(tensors["train_x"], tensors["train_y"], split.private, split.public, self.device,
                                r["augment"])
-        self.test_x = tensors["test_x"].to(self.device)
-        self.test_y = tensors["test_y"].to(self.device)
+        test_idx = torch.arange(len(tensors["test_y"]))
+        if r["eval_samples"]:  # the first eval_samples / C test images of every class
+            per_class = max(1, r["eval_samples"] // self.classes)
+            test_idx = torch.cat([torch.nonzero(tensors["test_y"] == c)[:per_class, 0] for c in range(self.classes)]).sort().values
+        self.test_x = tensors["test_x"][test_idx].to(self.device)
+        self.test_y = tensors["test_y"][test_idx].to(self.device)
         labels = tensors["train_y"].numpy()
         counts = np.stack([np.bincount(labels[p], minlength=self.classes) for p in split.private])
         self.private_dist = torch.as_tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32,
