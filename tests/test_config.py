@@ -15,7 +15,7 @@ def base(repo):
 def test_default_and_smoke_configs_are_valid(repo):
     cfg = mconfig.load_layered(repo / "config" / "config.yaml", [repo / "config" / "smoke.yaml"])
     assert cfg["run"]["clients"] == 4 and cfg["dataset"]["name"] == "fashion_mnist"
-    assert list(cfg["experiments"]) == ["data", "engine"], "an overlay's experiments replace the default ones"
+    assert list(cfg["experiments"]) == ["labels", "graphs", "engine"], "an overlay's experiments replace the default ones"
     mconfig.load(repo / "config" / "config.yaml")
 
 
@@ -35,8 +35,9 @@ def test_every_key_is_documented(repo, base):
     (lambda c: c["dataset"].update(name="svhn"), r"dataset.name = 'svhn'"),
     (lambda c: c["experiments"]["label_skew"]["grid"].update(skwe=[1]), r"'skwe' under experiments.label_skew.grid"),
     (lambda c: c["experiments"]["label_skew"]["grid"].update(skew=[1, -1]), r"experiment 'label_skew'.*skew = -1"),
-    (lambda c: c["experiments"]["topologies"]["rows"].append({"topology": "islands", "islands": 4}),
-     r"experiment 'topologies'.*islands = 4 with clients = 5"),
+    (lambda c: c["experiments"]["graphs"]["rows"].append({"topology": "islands", "islands": 4}),
+     r"experiment 'graphs'.*islands = 4 with clients = 5"),
+    (lambda c: c["experiments"]["graphs"].update(figure="pie_chart"), r"experiments.graphs.figure = 'pie_chart'"),
     (lambda c: c["run"].pop("clients"), r"'clients' is a required property under run"),
 ])
 def test_bad_configs_fail_loudly(base, edit, message):

@@ -51,10 +51,9 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
         assert "step 12/12" in (work / "logs" / "train" / f"{run}.log").read_text()
     heads = {line.split(",")[2] for line in (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines()[1:]}
     assert heads == {"0", "1", "2", "3", "ensemble", "-"}
-    labels = sorted((work / "figures" / "data").glob("labels_*.png"))
-    assert [p.name for p in labels] == ["labels_fashion_mnist-n4-skew1-pub0.1-m200-seed0.png",
-                                        "labels_fashion_mnist-n4-skew100-pub0.1-m200-seed0.png"]
-    assert sorted(p.name for p in (work / "figures" / "graphs").glob("*.png")) == ["islands2-n4.png", "ring-n4.png"]
+    figures = sorted(p.name for p in (work / "figures").iterdir())
+    assert figures == [f"{e}.{x}" for e in ("engine", "graphs", "labels") for x in ("pdf", "png")]
+    assert (work / "results" / "summary.csv").exists()
     assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
     stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
     assert "public,0,15" in stats
@@ -117,5 +116,34 @@ def test_dvc_round_trip(repo, tiny_idx, tmp_path):
     out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "all_figures"], clone)
     for rule in ("prepare_data", "split", "graph"):
         assert f"rule {rule}:" not in out, f"{rule} would rerun after dvc pull:\n{out}"
-    assert "rule plot_graph:" in out
+    assert "rule figure_graphs:" in out
     assert "up to date" in run("dvc status", clone) or "Data and pipelines are up to date" in run("dvc status", clone)
+
+
+EVERY_KIND = {
+    "my_ablation": {"figure": "ablation", "grid": {"tau": [1.0, 2.0]}},
+    "heads": {"figure": "per_head", "grid": {"heads": [1, 2]}},
+    "skews": {"figure": "sweep", "rows": [{"method": "isolated"}, {"method": "mhd"}], "grid": {"skew": [1, 100]}},
+    "topos": {"figure": "topologies", "grid": {"topology": ["ring", "chain"]}},
+    "hops": {"figure": "transitive", "grid": {"topology": ["ring", "chain"]}},
+    "theory": {"figure": "theory", "grid": {"topology": ["ring", "chain"]}},
+    "comm": {"figure": "communication", "rows": [{"method": "mhd"}, {"method": "fedavg", "fedavg_every": 3}]},
+    "mixed": {"figure": "heterogeneous", "rows": [{"method": "isolated"}, {"method": "mhd", "nu_emb": 1.0}],
+              "grid": {"architectures": [["cnn", "resnet8", "cnn", "resnet8"]]}},
+}
+
+
+def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(repo, tiny_idx, tmp_path):
+    """Every training figure kind, each from a few lines of config only."""
+    overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 6, "eval_every": 3}, experiments=EVERY_KIND)
+    work = tmp_path / "work"
+    res = snakemake(repo, work, "all_figures", configfiles=[repo / "config" / "smoke.yaml", overlay])
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in EVERY_KIND:
+        for ext in ("png", "pdf"):
+            assert (work / "figures" / f"{name}.{ext}").stat().st_size > 5000, f"{name}.{ext}"
+    summary = (work / "results" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("run,step,client,head,") and "tau" in summary[0].split(",")
+    # shared runs are trained once: the default MHD run belongs to several of these experiments
+    assert len(list((work / "results" / "runs").iterdir())) < sum(
+        len(e.get("rows", [{}])) * max(1, *[len(v) for v in e.get("grid", {"": [0]}).values()]) for e in EVERY_KIND.values())

@@ -69,16 +69,21 @@ def cmd_graph(args) -> None:
     print(f"{args.topology} graph on {args.clients} clients: {len(edges)} edges -> {args.out}")
 
 
-def cmd_plot(args) -> None:
-    from . import graphs, plots
+def cmd_figure(args) -> None:
+    from . import figures
 
-    if args.what == "labels":
-        names = json.loads(Path(args.dataset_meta).read_text())["class_names"] if args.dataset_meta else None
-        plots.label_distribution(Path(args.input) / "stats.csv", args.out, args.title, names)
-    else:
-        edges, meta = graphs.read(args.input)
-        plots.graph(edges, meta["params"]["clients"], args.out, args.title)
-    print(f"wrote {args.out}")
+    spec = json.loads(Path(args.spec).read_text())
+    figures.draw(spec, args.out)
+    print(f"{spec['figure']} figure of experiment {spec['name']} -> {args.out}.png, {args.out}.pdf")
+
+
+def cmd_summarize(args) -> None:
+    from . import io as mio
+    from . import summary
+
+    table = summary.collect(args.runs)
+    mio.write_text(args.out, table.to_csv(index=False))
+    print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out}")
 
 
 def cmd_train(args) -> None:
@@ -184,13 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("plot", help="draw a split's label distribution or a graph")
-    p.add_argument("what", choices=["labels", "graph"])
-    p.add_argument("--input", required=True, help="the split or graph folder")
-    p.add_argument("--dataset-meta", default=None, help="prepared dataset .json, for class names")
-    p.add_argument("--title", default="")
+    p = sub.add_parser("figure", help="draw the figure of an experiment spec (PNG and PDF)")
+    p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
+    p.add_argument("--out", required=True, help="path without suffix: .png and .pdf are written")
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")
+    p.add_argument("--runs", nargs="+", required=True)
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=cmd_summarize)
     return parser
 
 

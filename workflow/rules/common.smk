@@ -36,6 +36,7 @@ GRAPHS = {mconfig.graph_id(r): mconfig.graph_params(r) for runs in RUNS.values()
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
+    experiment="[^/]+",
     split="[^/]+",
     graph="[^/]+",
 
@@ -77,9 +78,6 @@ def data_artefacts(wildcards=None):
             + [f"data/graphs/{g}/{f}" for g in sorted(GRAPHS) for f in ("edges.csv", "graph.json")])
 
 
-def all_figures(wildcards=None):
-    return ([f"figures/data/labels_{s}.png" for s in sorted(SPLITS)]
-            + [f"figures/graphs/{g}.png" for g in sorted(GRAPHS)])
 
 
 # ---------------------------------------------------------------- training runs
@@ -119,3 +117,44 @@ def run_gpus(wildcards):
 
 def all_runs(wildcards=None):
     return [f"results/runs/{run}/metrics.csv" for run in sorted(TRAINED)]
+
+
+# ---------------------------------------------------------------- experiments and their figures
+FIGURED = {name: exp["figure"] for name, exp in CONFIG["experiments"].items() if "figure" in exp}
+DATA_FIGURES = ("label_distribution", "graphs")
+
+
+def _experiment(wildcards):
+    if wildcards.experiment not in FIGURED:
+        raise WorkflowError(f"experiment {wildcards.experiment!r} has no figure in the config")
+    return wildcards.experiment, CONFIG["experiments"][wildcards.experiment]
+
+
+def experiment_spec(wildcards):
+    """What `mhd figure --spec` reads: the figure kind, the swept key and the experiment's artefacts."""
+    name, exp = _experiment(wildcards)
+    swept = [k for k in exp.get("grid", {}) if k not in ("seed", "split_seed", "graph_seed")]
+    spec = {"name": name, "figure": exp["figure"], "description": exp.get("description", ""),
+            "x": exp.get("x") or (swept[0] if swept else None), "dataset_meta": prepared("json")}
+    runs = RUNS[name]
+    spec["splits"] = sorted({f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs})
+    spec["graphs"] = sorted({f"data/graphs/{mconfig.graph_id(r)}" for r in runs})
+    if exp["figure"] not in DATA_FIGURES:
+        ids = sorted({mconfig.run_id(DATASET, r) for r in runs})
+        spec["runs"] = [{"id": rid, "dir": f"results/runs/{rid}",
+                         "split": f"data/splits/{mconfig.split_id(DATASET, TRAINED[rid])}",
+                         "graph": f"data/graphs/{mconfig.graph_id(TRAINED[rid])}"} for rid in ids]
+    return spec
+
+
+def figure_inputs(wildcards):
+    spec = experiment_spec(wildcards)
+    files = [f"{s}/stats.csv" for s in spec["splits"]] + [f"{s}/split.json" for s in spec["splits"]]
+    files += [f"{g}/edges.csv" for g in spec["graphs"]] + [spec["dataset_meta"]]
+    for r in spec.get("runs", []):
+        files += [f"{r['dir']}/metrics.csv", f"{r['dir']}/run.yaml"]
+    return files
+
+
+def all_figures(wildcards=None):
+    return [f"figures/{name}.png" for name in sorted(FIGURED)] + (["results/summary.csv"] if TRAINED else [])

@@ -1,33 +1,57 @@
-# Figures. Figure 10 of SPEC.md: the label distribution per client and the graphs drawn.
+# Figures: one per experiment with a `figure:` kind, as PNG and PDF, and the summary of every run.
 
 
-rule plot_label_distribution:
-    input:
-        stats="data/splits/{split}/stats.csv",
-        dataset=prepared("json"),
+rule experiment_spec:
     output:
-        "figures/data/labels_{split}.png",
+        "results/experiments/{experiment}.json",
     params:
-        split=subpath(input.stats, parent=True),
+        spec=experiment_spec,
+    log:
+        "logs/experiment_spec/{experiment}.log",
+    run:
+        mconfig.write_json(output[0], params.spec)
+
+
+# One rule per figure kind, so that each figure carries its own caption in the report.
+for _kind in sorted(set(FIGURED.values())):
+
+    rule:
+        name:
+            f"figure_{_kind}"
+        input:
+            figure_inputs,
+            spec="results/experiments/{experiment}.json",
+        output:
+            png=report(
+                "figures/{experiment}.png",
+                caption=f"../report/{_kind}.rst",
+                category="Figures",
+                labels={"experiment": "{experiment}"},
+            ),
+            pdf="figures/{experiment}.pdf",
+        wildcard_constraints:
+            experiment="|".join(sorted(e for e, k in FIGURED.items() if k == _kind)),
+        params:
+            stem=subpath(output.png, strip_suffix=".png"),
+        log:
+            "logs/figure/{experiment}.log",
+        conda:
+            "../envs/mhd.yaml"
+        shell:
+            "mhd figure --spec {input.spec} --out {params.stem} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        metrics=all_runs,
+        specs=[m.replace("metrics.csv", "run.yaml") for m in all_runs()],
+    output:
+        "results/summary.csv",
+    params:
+        runs=lambda wc, input: " ".join(str(Path(m).parent) for m in input.metrics),
+    log:
+        "logs/summary.log",
     conda:
         "../envs/mhd.yaml"
-    log:
-        "logs/plot_label_distribution/{split}.log",
     shell:
-        "mhd plot labels --input {params.split} --dataset-meta {input.dataset} "
-        "--title {wildcards.split:q} --out {output} > {log} 2>&1"
-
-
-rule plot_graph:
-    input:
-        "data/graphs/{graph}/edges.csv",
-    output:
-        "figures/graphs/{graph}.png",
-    params:
-        graph=subpath(input[0], parent=True),
-    conda:
-        "../envs/mhd.yaml"
-    log:
-        "logs/plot_graph/{graph}.log",
-    shell:
-        "mhd plot graph --input {params.graph} --title {wildcards.graph:q} --out {output} > {log} 2>&1"
+        "mhd summarize --runs {params.runs} --out {output} > {log} 2>&1"

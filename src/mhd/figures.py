@@ -1,0 +1,306 @@
+"""The paper's figures, one function per kind. Each reads an experiment spec (its runs and their
+artefacts), draws one figure and writes it as PNG and PDF. Spread is over clients and seeds."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from . import graphs, plots, splits, summary  # noqa: E402
+
+LABELS = {"mhd": "MHD", "isolated": "isolated", "single_head": "single-head", "mean_target": "mean-target",
+          "fedavg": "FedAvg", "centralized": "centralized"}
+ERR = ("sd", 1)
+
+
+def method_label(row) -> str:
+    return f"MHD (H={row['heads']})" if row["method"] == "mhd" else LABELS[row["method"]]
+
+
+def _final(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table.step == table.groupby("run").step.transform("max")]
+
+
+def _readouts(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's best head (`best`, read for shared accuracy) and a method label for the legend."""
+    best = summary.best_heads(table)
+    return table.assign(best=table["run"].map(best), label=table.apply(method_label, axis=1))
+
+
+def _colours(labels) -> dict:
+    """The same colour for a method in every panel: methods in a fixed order, MHD variants by H."""
+    order = sorted(set(labels), key=lambda l: (list(LABELS.values()).index(l.split(" (")[0]), l))
+    return dict(zip(order, sns.color_palette("deep", len(order))))
+
+
+def _accuracy_axis(ax) -> None:
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.01))
+
+
+def _style():
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
+
+
+# ---------------------------------------------------------------- training figures
+def learning_curves(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    t = _readouts(table)
+    colours = _colours(t.label)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    best = t[t["head"] == t["best"]]
+    sns.lineplot(best, x="step", y="shared_acc", hue="label", palette=colours, errorbar=ERR, ax=axes[0], marker="o")
+    axes[0].set(title="shared accuracy (best head)", ylabel="accuracy on the whole test split")
+    main = t[t["head"] == "0"]
+    sns.lineplot(main, x="step", y="private_acc", hue="label", palette=colours, errorbar=ERR, ax=axes[1], marker="o",
+                 legend=False)
+    axes[1].set(title="private accuracy (main head)", ylabel="accuracy on the client's distribution")
+    for ax in axes[:2]:
+        _accuracy_axis(ax)
+    last = _final(t)
+    last = last[last["head"] != "ensemble"].groupby(["label", "head"])[["shared_acc", "private_acc"]].mean().reset_index()
+    sns.scatterplot(last, x="shared_acc", y="private_acc", hue="label", palette=colours, style="head", s=80,
+                    ax=axes[2], legend=False)
+    for _, r in last.iterrows():
+        axes[2].annotate(f"h{r['head']}", (r.shared_acc, r.private_acc), textcoords="offset points", xytext=(4, 3),
+                         fontsize=7)
+    axes[2].set(title="trade-off at the last step (one point per method and head)", xlabel="shared accuracy",
+                ylabel="private accuracy")
+    _finish(fig, axes[0], out)
+
+
+def per_head(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    t = _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).copy()
+    t["head index"] = t["head"].astype(int)
+    t["H"] = "H = " + t["heads"].astype(str)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric, title in ((axes[0], "shared_acc", "shared accuracy"), (axes[1], "private_acc", "private accuracy")):
+        sns.pointplot(t, x="head index", y=metric, hue="H", errorbar=ERR, dodge=0.3, ax=ax, legend=ax is axes[0])
+        ax.set(title=f"{title} per head (last step)", ylabel=title)
+    _finish(fig, axes[0], out)
+
+
+def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False) -> None:
+    x = spec["x"]
+    t = _final(_readouts(table))
+    best = t[t["head"] == t["best"]]
+    main = t[t["head"] == "0"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = _colours(t.label)
+    for ax, data, metric, title in ((axes[0], best, "shared_acc", "shared accuracy (best head)"),
+                                    (axes[1], main, "private_acc", "private accuracy (main head)")):
+        if categorical:
+            sns.barplot(data, x=x, y=metric, hue="label", palette=colours, errorbar=ERR, ax=ax, legend=ax is axes[0])
+        else:
+            sns.lineplot(data, x=x, y=metric, hue="label", palette=colours, errorbar=ERR, marker="o", ax=ax,
+                         legend=ax is axes[0])
+            if x == "skew":
+                ax.set_xscale("log")
+        _accuracy_axis(ax)
+        ax.set(title=title, ylabel=title.split(" (")[0], xlabel=x)
+    _finish(fig, axes[0], out)
+
+
+def ablation(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    sweep(table, spec, out, categorical=True)
+
+
+def topologies(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    t = _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).copy()
+    t["head index"] = t["head"].astype(int)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.pointplot(t, x="head index", y="shared_acc", hue="topology", errorbar=ERR, dodge=0.3, ax=ax)
+    ax.set(title="shared accuracy per head and topology (last step)", ylabel="shared accuracy")
+    _finish(fig, ax, out)
+
+
+def heterogeneous(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    t = _final(_readouts(table))
+    best = t[t["head"] == t["best"]]
+    main = t[t["head"] == "0"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = _colours(t.label)
+    for ax, data, metric, title in ((axes[0], best, "shared_acc", "shared accuracy (best head)"),
+                                    (axes[1], main, "private_acc", "private accuracy (main head)")):
+        sns.barplot(data, x="client_architecture", y=metric, hue="label", palette=colours, errorbar=ERR, ax=ax,
+                    legend=ax is axes[0])
+        ax.set(title=title, xlabel="client architecture", ylabel=title.split(" (")[0])
+    _finish(fig, axes[0], out)
+
+
+def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    t = _readouts(table)
+    t = t[t["head"] == t["best"]].copy()
+    t["variant"] = t["label"] + np.where(t.method == "fedavg", " every " + t["fedavg_every"].astype(str),
+                                         " R=" + t["refresh_every"].astype(str))
+    t["MB sent per client"] = t["bytes_sent"] / 1e6
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(t, x="MB sent per client", y="shared_acc", hue="variant", errorbar=ERR, marker="o", ax=ax)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set(title="shared accuracy (best head) against bytes sent", ylabel="shared accuracy")
+    _finish(fig, ax, out)
+
+
+# ---------------------------------------------------------------- hop distances and theory
+def hops_to(edges: list, n: int) -> np.ndarray:
+    """d[i, j]: fewest edges from sender j to receiver i (inf when unreachable)."""
+    senders = graphs.in_neighbours(edges, n)
+    d = np.full((n, n), np.inf)
+    for i in range(n):
+        d[i, i], queue = 0, deque([i])
+        while queue:
+            v = queue.popleft()
+            for u in senders[v]:
+                if d[i, u] == np.inf:
+                    d[i, u] = d[i, v] + 1
+                    queue.append(u)
+    return d
+
+
+def owned_classes(distribution: np.ndarray) -> list[set]:
+    """A client owns the classes it draws more often than uniform (its primary classes under `skew`)."""
+    c = distribution.shape[1]
+    return [set(np.flatnonzero(row > 1.0 / c).tolist()) for row in distribution]
+
+
+def predicted_coverage(edges: list, n: int, owned: list[set], classes: int, heads: int, include_self: bool) -> np.ndarray:
+    """[client, head k]: share of classes owned by clients that reach the client by a walk of exactly
+    k edges (at most k with include_self): what chained distillation can carry to head k."""
+    a = np.zeros((n, n), dtype=int)
+    for src, dst in edges:
+        a[dst, src] = 1
+    if include_self:
+        a |= np.eye(n, dtype=int)
+    walk = np.eye(n, dtype=int)
+    out = np.zeros((n, heads + 1))
+    for k in range(heads + 1):
+        for i in range(n):
+            reach = set().union(*(owned[j] for j in np.flatnonzero(walk[i])))
+            out[i, k] = len(reach) / classes
+        walk = (a @ walk > 0).astype(int)
+    return out
+
+
+def _run_inputs(spec: dict, run: str) -> tuple[list, np.ndarray]:
+    r = next(r for r in spec["runs"] if r["id"] == run)
+    edges, _ = graphs.read(r["graph"])
+    split, _ = splits.read(r["split"])
+    return edges, split.distribution
+
+
+def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    rows = []
+    for run, t in _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).groupby("run"):
+        edges, dist = _run_inputs(spec, run)
+        n, classes = dist.shape
+        d, owned = hops_to(edges, n), owned_classes(dist)
+        for _, r in t.iterrows():
+            i = int(r.client)
+            for hop in sorted({int(x) for x in d[i] if np.isfinite(x) and x > 0}):
+                closer = set().union(*(owned[j] for j in range(n) if d[i, j] < hop))
+                cls = set().union(*(owned[j] for j in range(n) if d[i, j] == hop)) - closer
+                if cls:
+                    rows.append({"topology": r.topology + ("-directed" if r.directed else ""), "head": int(r["head"]),
+                                 "hop distance": hop, "accuracy": np.mean([r[f"class_acc_{c}"] for c in cls])})
+    t = pd.DataFrame(rows)
+    topos = sorted(t.topology.unique())
+    fig, axes = plt.subplots(1, len(topos), figsize=(5.5 * len(topos), 4.2), squeeze=False)
+    for ax, topo in zip(axes[0], topos):
+        sns.lineplot(t[t.topology == topo], x="head", y="accuracy", hue="hop distance", palette="viridis",
+                     errorbar=ERR, marker="o", ax=ax)
+        ax.set(title=f"{topo}: accuracy on the classes of clients d hops away", xlabel="head index")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _finish(fig, axes[0][0], out, legend=False)
+
+
+def theory(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    rows = []
+    for run, t in _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).groupby("run"):
+        edges, dist = _run_inputs(spec, run)
+        n, classes = dist.shape
+        first = t.iloc[0]
+        cover = predicted_coverage(edges, n, owned_classes(dist), classes, int(first.heads), bool(first.include_self))
+        for _, r in t.iterrows():
+            k, topo = int(r["head"]), r.topology
+            rows.append({"topology": topo, "head": k, "value": cover[int(r.client), k], "what": "predicted coverage"})
+            rows.append({"topology": topo, "head": k, "value": r.shared_acc, "what": "measured shared accuracy"})
+    t = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.lineplot(t, x="head", y="value", hue="topology", style="what", errorbar=None, marker="o", ax=ax)
+    ax.set(title="information diffusion: predicted class coverage vs measured accuracy per head",
+           xlabel="head index", ylabel="share of classes / accuracy")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _finish(fig, ax, out)
+
+
+# ---------------------------------------------------------------- data figures (figure 10)
+def label_distribution(spec: dict, out: Path) -> None:
+    names = json.loads(Path(spec["dataset_meta"]).read_text())["class_names"]
+    n = len(spec["splits"])
+    fig, axes = plt.subplots(1, n, figsize=(1.0 + 0.5 * len(names) * n, 4.6), squeeze=False)
+    for ax, split_dir in zip(axes[0], spec["splits"]):
+        stats = pd.read_csv(Path(split_dir) / "stats.csv", dtype={"client": str})
+        table = stats.pivot(index="client", columns="class", values="count")
+        order = sorted((c for c in table.index if c != "public"), key=int) + ["public"]
+        table = table.loc[order]
+        share = table.div(table.sum(axis=1), axis=0)
+        share.index = [f"client {c}" if c != "public" else "public" for c in order]
+        share.columns = names
+        sns.heatmap(share, ax=ax, cmap="viridis", vmin=0, vmax=1, cbar=ax is axes[0][-1],
+                    cbar_kws={"label": "share of the client's samples"})
+        ax.set(title=Path(split_dir).name, xlabel="class", ylabel="")
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    _save_both(fig, out)
+
+
+def graph_drawings(spec: dict, out: Path) -> None:
+    n = len(spec["graphs"])
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    for ax, graph_dir in zip(axes[0], spec["graphs"]):
+        edges, meta = graphs.read(graph_dir)
+        plots.draw_graph(ax, edges, meta["params"]["clients"], Path(graph_dir).name)
+    fig.tight_layout()
+    _save_both(fig, out)
+
+
+# ---------------------------------------------------------------- common
+def _save_both(fig, out: Path) -> None:
+    """`out`.png and `out`.pdf, each written atomically."""
+    for ext in ("png", "pdf"):
+        plots.save(fig, out.with_suffix(f".{ext}"), close=False)
+    plt.close(fig)
+
+
+def _finish(fig, legend_ax, out: Path, legend: bool = True) -> None:
+    if legend and legend_ax.get_legend() is not None:
+        sns.move_legend(legend_ax, "best", fontsize=8, title=None)
+    fig.tight_layout()
+    _save_both(fig, out)
+
+
+TRAINING_KINDS = {"learning_curves": learning_curves, "per_head": per_head, "sweep": sweep, "ablation": ablation,
+                  "topologies": topologies, "transitive": transitive, "heterogeneous": heterogeneous,
+                  "theory": theory, "communication": communication}
+DATA_KINDS = {"label_distribution": label_distribution, "graphs": graph_drawings}
+KINDS = (*TRAINING_KINDS, *DATA_KINDS)
+
+
+def draw(spec: dict, out: str | Path) -> None:
+    """Draw the figure of an experiment spec (written by the workflow's rule experiment_spec)."""
+    _style()
+    out = Path(out)
+    kind = spec["figure"]
+    if kind in DATA_KINDS:
+        DATA_KINDS[kind](spec, out)
+    else:
+        table = summary.collect([r["dir"] for r in spec["runs"]])
+        TRAINING_KINDS[kind](table, spec, out)

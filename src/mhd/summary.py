@@ -1,0 +1,48 @@
+"""Gather runs into one table: a row per run, client, head and step, every run setting a column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import methods
+from .errors import DataError
+
+PER_CLIENT = ("bytes_sent", "train_loss")  # metrics of a client, not of a head
+
+
+def load_run(run_dir: str | Path) -> pd.DataFrame:
+    run_dir = Path(run_dir)
+    try:
+        spec = yaml.safe_load((run_dir / "run.yaml").read_text())
+        long = pd.read_csv(run_dir / "metrics.csv", dtype={"head": str})
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"run {run_dir} is incomplete ({exc}); rerun it with snakemake") from exc
+    run = spec["run"]
+    heads = long[~long.metric.isin(PER_CLIENT)].pivot_table(index=["step", "client", "head"], columns="metric",
+                                                             values="value").reset_index()
+    clients = long[long.metric.isin(PER_CLIENT)].pivot_table(index=["step", "client"], columns="metric",
+                                                              values="value").reset_index()
+    table = heads.merge(clients, on=["step", "client"], how="left")
+    table.columns.name = None
+    archs = methods.architectures(run)
+    table["client_architecture"] = [archs[c] if c < len(archs) else archs[0] for c in table.client]
+    for key, value in run.items():
+        table[key] = ",".join(value) if isinstance(value, list) else value
+    table.insert(0, "run", run_dir.name)
+    return table
+
+
+def collect(run_dirs: list[str | Path]) -> pd.DataFrame:
+    if not run_dirs:
+        raise DataError("no runs to summarise")
+    return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+
+
+def best_heads(table: pd.DataFrame) -> pd.Series:
+    """Per run, the head (0..H, not the ensemble) with the highest mean shared accuracy at the last step."""
+    last = table[(table.step == table.groupby("run").step.transform("max")) & (table["head"] != "ensemble")]
+    means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
+    return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
