@@ -147,3 +147,12 @@ def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(re
     # shared runs are trained once: the default MHD run belongs to several of these experiments
     assert len(list((work / "results" / "runs").iterdir())) < sum(
         len(e.get("rows", [{}])) * max(1, *[len(v) for v in e.get("grid", {"": [0]}).values()]) for e in EVERY_KIND.values())
+
+
+def test_paper_config_plans_the_gpu_sweep(repo, tmp_path):
+    res = snakemake(repo, tmp_path / "plan", "-n", "all_figures", configfiles=[repo / "config" / "paper.yaml"])
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "cifar100-n8-skew100-pub0.2-m4000-seed0" in out
+    train_jobs = out.split("rule train:")[1:]
+    assert train_jobs and all("gpu=1" in job.split("rule ")[0] for job in train_jobs)

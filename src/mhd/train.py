@@ -151,6 +151,7 @@ class Trainer:
 
     def distillation(self, pub: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         r, h = self.run, self.run["heads"]
+        ramp = min(1.0, (self.step + 1) / r["nu_rampup"]) if r["nu_rampup"] else 1.0
         probs_JxBxKxC = self.cache["probs"]
         embs = [self.cache[f"emb{j}"] for j in range(self.n)]
         total = probs_JxBxKxC.new_zeros(())
@@ -169,7 +170,7 @@ class Trainer:
             if r["nu_emb"] > 0:
                 w_emb = w_aux[i, :, :, 0] if h >= 1 else w_main[i, :, :, 0]
                 total = total + r["nu_emb"] * losses.embedding_loss(emb, embs, w_emb, self.projections[i])
-        return total
+        return ramp * total
 
     @torch.no_grad()
     def average_weights(self) -> None:
