@@ -9,7 +9,8 @@ from mhd.cli import main
 def test_bench_quick_prints_one_json_object(repo, tiny_idx, tmp_path, capsys, monkeypatch):
     cfg = mconfig.merge(mconfig.read_yaml(repo / "config" / "config.yaml"),
                         {"dataset": {"root": str(tiny_idx), "verify": False, "download": False},
-                         "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8}})
+                         "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8},
+                         "experiments": {"bench": {"rows": [{}]}}})
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))
     monkeypatch.chdir(tmp_path)  # no prepared cache here: bench prepares its own

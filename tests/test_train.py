@@ -132,8 +132,10 @@ def test_checkpoint_of_another_config_is_not_reused(repo, inputs, tmp_path):
 def test_bad_run_settings_are_refused(repo, inputs, tmp_path):
     with pytest.raises(ConfigError, match="MHD needs at least one auxiliary head"):
         make_run(repo, method="mhd", heads=0)
-    with pytest.raises(ConfigError, match="architectures lists 2 entries"):
-        make_run(repo, architectures=["cnn", "cnn"])
+    with pytest.raises(ConfigError, match="architectures lists 5 entries"):
+        make_run(repo, architectures=["cnn"] * 5)
+    from mhd import methods
+    assert methods.architectures(make_run(repo, architectures=["cnn_small", "cnn"])) == ["cnn_small", "cnn"] * 2
     with pytest.raises(ConfigError, match="same architecture"):
         make_run(repo, method="fedavg", architectures=["cnn", "resnet8", "cnn", "cnn"])
     with pytest.raises(ConfigError, match="unknown key 'lr_max'"):

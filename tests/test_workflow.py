@@ -144,6 +144,10 @@ def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(re
             assert (work / "figures" / f"{name}.{ext}").stat().st_size > 5000, f"{name}.{ext}"
     summary = (work / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,step,client,head,") and "tau" in summary[0].split(",")
+    table = run([sys.executable, "-m", "mhd", "table", "--spec", "results/experiments/skews.json", "--where",
+                 "skew=100.0"], work).splitlines()
+    assert table[0].startswith("| method | seeds | head 0 |") and table[2].startswith("| isolated | 1 | 0.")
+    assert table[3].startswith("| mhd (H=3) | 1 |") and len(table) == 4
     # shared runs are trained once: the default MHD run belongs to several of these experiments
     assert len(list((work / "results" / "runs").iterdir())) < sum(
         len(e.get("rows", [{}])) * max(1, *[len(v) for v in e.get("grid", {"": [0]}).values()]) for e in EVERY_KIND.values())

@@ -132,6 +132,22 @@ def cmd_bench(args) -> None:
         mio.write_text(args.out, text + "\n")
 
 
+def cmd_table(args) -> None:
+    """Print the last-step accuracies of an experiment's runs as a markdown table."""
+    from . import summary
+
+    spec = json.loads(Path(args.spec).read_text())
+    table = summary.collect([r["dir"] for r in spec["runs"]])
+    for cond in args.where:
+        key, _, value = cond.partition("=")
+        if key not in table.columns:
+            raise MHDError(f"--where {cond}: no column {key!r}; columns: {', '.join(table.columns)}")
+        table = table[table[key].astype(str) == value]
+    if table.empty:
+        raise MHDError(f"no rows match {' and '.join(args.where)}")
+    print(summary.headline_table(table))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mhd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
     p.add_argument("--out", required=True, help="path without suffix: .png and .pdf are written")
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("table", help="last-step shared / private accuracy per method and head (markdown)")
+    p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
+    p.add_argument("--where", action="append", default=[], help="KEY=VALUE on the summary's columns")
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")
     p.add_argument("--runs", nargs="+", required=True)

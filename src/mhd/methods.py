@@ -40,15 +40,15 @@ def effective(run: dict) -> dict:
 
 
 def architectures(run: dict) -> list[str]:
-    """One architecture per client: `architectures` if given (its length must be `clients`), else
-    `architecture` for all."""
+    """One architecture per client: `architectures` repeated over the clients (client i gets entry
+    i mod its length, so [cnn_small, cnn] alternates at any client count), else `architecture`."""
     archs = run.get("architectures")
     if not archs:
         return [run["architecture"]] * run["clients"]
-    if len(archs) != run["clients"]:
+    if len(archs) > run["clients"]:
         raise ConfigError(f"architectures lists {len(archs)} entries ({archs}) for clients = {run['clients']}; "
-                          f"give one per client, or leave it empty to use `architecture` for all")
-    return list(archs)
+                          f"give at most one per client (a shorter list repeats), or leave it empty")
+    return [archs[i % len(archs)] for i in range(run["clients"])]
 
 
 def uses_public(run: dict) -> bool:

@@ -46,3 +46,23 @@ def best_heads(table: pd.DataFrame) -> pd.Series:
     last = table[(table.step == table.groupby("run").step.transform("max")) & (table["head"] != "ensemble")]
     means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
     return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
+
+
+def headline_table(table: pd.DataFrame) -> str:
+    """Markdown: one row per method (and H), one column per head, 'shared / private' at the last step,
+    mean over clients and seeds."""
+    last = table[table.step == table.groupby("run").step.transform("max")].copy()
+    last["method (H)"] = last.apply(lambda r: f"{r['method']} (H={r['heads']})" if r["method"] == "mhd"
+                                    else r["method"], axis=1)
+    heads = sorted((h for h in last["head"].unique() if h != "ensemble"), key=int) + ["ensemble"]
+    means = last.groupby(["method (H)", "head"])[["shared_acc", "private_acc"]].mean()
+    seeds = last.groupby("method (H)").seed.nunique()
+    lines = ["| method | seeds | " + " | ".join(f"head {h}" if h != "ensemble" else h for h in heads) + " |",
+             "|---|---|" + "---|" * len(heads)]
+    order = ["isolated", "single_head", "mean_target", "fedavg", "centralized"]
+    for name in sorted(means.index.get_level_values(0).unique(), key=lambda n: (n.startswith("mhd"), order.index(n)
+                                                                                 if n in order else 0, n)):
+        cells = [f"{means.loc[(name, h)].shared_acc:.3f} / {means.loc[(name, h)].private_acc:.3f}"
+                 if (name, h) in means.index else "" for h in heads]
+        lines.append(f"| {name} | {seeds[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
