@@ -83,3 +83,14 @@ def test_same_graph_same_id_same_params(base):
 def test_schema_is_the_workflow_one(repo):
     assert mconfig.SCHEMA_PATH.read_bytes() == (repo / "workflow" / "schemas" / "config.schema.yaml").read_bytes()
     yaml.safe_load(mconfig.SCHEMA_PATH.read_text())
+
+
+def test_documented_defaults_match_the_config(repo, base):
+    import re
+
+    doc = (repo / "config" / "README.md").read_text()
+    for section in ("dataset", "run"):
+        for key, value in base[section].items():
+            shown = re.search(rf"\| `{section}.{key}` \| `([^`]*)` \|", doc).group(1)
+            expected = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            assert shown == expected, f"config/README.md says {section}.{key} = {shown}, config.yaml {expected}"
