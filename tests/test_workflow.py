@@ -57,6 +57,9 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
     stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
     assert "public,0,15" in stats
+    report = snakemake(repo, work, "--report", str(work / "report.html"), configfiles=configs)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (work / "report.html").stat().st_size > 100_000
     again = snakemake(repo, work, "-n", "all_figures", "all_runs", configfiles=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
 
