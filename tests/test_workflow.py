@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,32 @@ def test_paper_config_plans_the_gpu_sweep(repo, tmp_path):
     assert "cifar100-n8-skew100-pub0.2-m4000-seed0" in out
     train_jobs = out.split("rule train:")[1:]
     assert train_jobs and all("gpu=1" in job.split("rule ")[0] for job in train_jobs)
+
+
+def test_killed_workflow_reruns_without_retraining_finished_runs(repo, tiny_idx, tmp_path):
+    work = tmp_path / "work"
+    overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 60, "eval_every": 10})
+    configs = [repo / "config" / "smoke.yaml", overlay]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
+           "--cores", "1", "all_runs", "--configfile", *map(str, configs)]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = work / "results" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = list(runs.glob("*/run.json")) if runs.exists() else []
+        started = [p for p in runs.glob("*/checkpoint.pt") if not (p.parent / "run.json").exists()] if runs.exists() else []
+        if done and started:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done) == 1 and started, "the workflow was not caught between its two runs"
+    finished = done[0].read_bytes()
+    unlock = snakemake(repo, work, "--unlock", "all_runs", configfiles=configs)  # SIGKILL leaves Snakemake's lock
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    res = snakemake(repo, work, "all_runs", configfiles=configs)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert done[0].read_bytes() == finished, "a finished run was trained again"
+    resumed = json.loads((started[0].parent / "run.json").read_text())
+    assert resumed["resumed_from_step"] >= 10
