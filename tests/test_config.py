@@ -33,6 +33,7 @@ def test_every_key_is_documented(repo, base):
     (lambda c: c["run"].update(skew=0), r"run.skew = 0 .*less than or equal to the minimum of 0"),
     (lambda c: c["run"].update(topology="torus"), r"run.topology = 'torus'"),
     (lambda c: c["dataset"].update(name="svhn"), r"dataset.name = 'svhn'"),
+    (lambda c: c["run"].update(architecture="vgg11"), r"run.architecture = 'vgg11'"),
     (lambda c: c["experiments"]["label_skew"]["grid"].update(skwe=[1]), r"'skwe' under experiments.label_skew.grid"),
     (lambda c: c["experiments"]["label_skew"]["grid"].update(skew=[1, -1]), r"experiment 'label_skew'.*skew = -1"),
     (lambda c: c["experiments"]["graphs"]["rows"].append({"topology": "islands", "islands": 4}),

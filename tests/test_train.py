@@ -145,3 +145,27 @@ def test_bad_run_settings_are_refused(repo, inputs, tmp_path):
     with pytest.raises(ConfigError, match="cannot be written"):
         train.train(make_run(repo), inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], blocker / "out",
                     device="cpu", progress=False)
+
+
+def test_full_disk_during_a_checkpoint_keeps_the_previous_one(repo, inputs, tmp_path, monkeypatch):
+    import errno
+
+    import mhd.io
+    from mhd.errors import MHDError
+
+    run = make_run(repo, method="isolated")
+    args = (inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], tmp_path)
+    train.train(run, *args, device="cpu", progress=False, stop_after=7)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mhd.io.os, "fsync", no_space)
+    with pytest.raises(MHDError, match="No space left on device; the previous version"):
+        train.train(run, *args, device="cpu", progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.undo()
+    rec = train.train(run, *args, device="cpu", progress=False)
+    assert rec["resumed_from_step"] == 6

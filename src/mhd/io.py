@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import MHDError
+
 
 def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
     """Write through `write(fh)` into a temporary file beside `path`, then rename it into place."""
@@ -21,6 +23,10 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a vanished folder: say so, and leave the old file in place
+        Path(tmp).unlink(missing_ok=True)
+        raise MHDError(f"cannot write {path}: {exc.strerror or exc}; the previous version, if any, is "
+                       f"unchanged") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
