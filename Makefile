@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test bench lock clean-venv
+.PHONY: setup dataset all_figures test bench pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -42,6 +42,12 @@ test: setup
 
 bench: setup
 	$(BIN)/mhd bench
+
+# dvc pull, then give the pulled files their workflow order of modification times: DVC restores
+# files in any order, and Snakemake reruns a job whose input is newer than its output.
+pull: setup
+	$(BIN)/dvc pull
+	$(BIN)/snakemake --touch --cores 1 all_figures all_runs
 
 # Re-pin: install the ranges into a scratch venv and freeze what came.
 lock:
