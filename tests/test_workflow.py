@@ -207,3 +207,24 @@ def test_killed_workflow_reruns_without_retraining_finished_runs(repo, tiny_idx,
     assert done[0].read_bytes() == finished, "a finished run was trained again"
     resumed = json.loads((started[0].parent / "run.json").read_text())
     assert resumed["resumed_from_step"] >= 10
+
+
+def test_a_second_snakemake_in_the_same_folder_is_refused(repo, tiny_idx, tmp_path):
+    work = tmp_path / "work"
+    overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 400, "eval_every": 200})
+    configs = [repo / "config" / "smoke.yaml", overlay]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "all_runs", "--configfile", *map(str, configs)]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        locks, deadline = work / ".snakemake" / "locks", time.time() + 120
+        while time.time() < deadline and not (locks.exists() and any(locks.iterdir())):
+            time.sleep(0.05)
+        assert first.poll() is None, "the first snakemake ended before the second started"
+        second = snakemake(repo, work, "all_runs", configfiles=configs)
+        assert second.returncode != 0
+        assert "LockException" in second.stderr + second.stdout or "cannot be locked" in second.stderr + second.stdout
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
