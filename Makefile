@@ -53,7 +53,8 @@ pull: setup
 lock:
 	rm -rf /tmp/mhd-lock && $(PYTHON) -m venv /tmp/mhd-lock
 	/tmp/mhd-lock/bin/pip install --quiet torch==2.13.0 && /tmp/mhd-lock/bin/pip install --quiet ".[workflow,test]"
-	/tmp/mhd-lock/bin/pip freeze --exclude mhd | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/lock.txt.new
+	(head -3 requirements/lock.txt; /tmp/mhd-lock/bin/pip freeze --exclude mhd \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/') > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
 clean-venv:
