@@ -77,6 +77,19 @@ def cmd_figure(args) -> None:
     print(f"{spec['figure']} figure of experiment {spec['name']} -> {args.out}.png, {args.out}.pdf")
 
 
+def cmd_write(args) -> None:
+    """What a workflow rule hands to a later one: a run's RUN.yaml or an experiment's spec."""
+    from . import config as mconfig
+    from . import io as mio
+
+    spec = json.loads(args.json)
+    if args.kind == "run":
+        mconfig.write_run_spec(args.out, spec)
+    else:
+        mio.write_json(args.out, spec)
+    print(f"wrote {args.out}")
+
+
 def cmd_summarize(args) -> None:
     from . import io as mio
     from . import summary
@@ -214,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
     p.add_argument("--where", action="append", default=[], help="KEY=VALUE on the summary's columns")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("write", help="write a run's RUN.yaml or an experiment's spec (used by the workflow)")
+    p.add_argument("--kind", choices=["run", "experiment"], required=True)
+    p.add_argument("--json", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")
     p.add_argument("--runs", nargs="+", required=True)

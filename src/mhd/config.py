@@ -198,9 +198,3 @@ def write_run_spec(path: str | Path, spec: dict) -> None:
 
     header = "# Written by the workflow (rule run_config); `mhd train --config` reads it.\n"
     mio.write_text(path, header + yaml.safe_dump(spec, sort_keys=True))
-
-
-def write_json(path: str | Path, obj: dict) -> None:
-    from . import io as mio
-
-    mio.write_json(path, obj)

@@ -1,4 +1,5 @@
 # Config loading and validation, and the helpers that turn experiments into target lists.
+import json
 import os
 import shlex
 import sys

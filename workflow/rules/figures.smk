@@ -5,11 +5,13 @@ rule experiment_spec:
     output:
         "results/experiments/{experiment}.json",
     params:
-        spec=experiment_spec,
+        spec=lambda wc: json.dumps(experiment_spec(wc), sort_keys=True),
     log:
         "logs/experiment_spec/{experiment}.log",
-    run:
-        mconfig.write_json(output[0], params.spec)
+    conda:
+        "../envs/mhd.yaml"
+    shell:
+        "mhd write --kind experiment --json {params.spec:q} --out {output} > {log} 2>&1"
 
 
 # One rule per figure kind, so that each figure carries its own caption in the report.

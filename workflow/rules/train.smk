@@ -5,11 +5,13 @@ rule run_config:
     output:
         "results/runs/{run}/run.yaml",
     params:
-        spec=run_spec,
+        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
     log:
         "logs/run_config/{run}.log",
-    run:
-        mconfig.write_run_spec(output[0], params.spec)
+    conda:
+        "../envs/mhd.yaml"
+    shell:
+        "mhd write --kind run --json {params.spec:q} --out {output} > {log} 2>&1"
 
 
 rule train:
