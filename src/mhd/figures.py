@@ -105,7 +105,7 @@ def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False)
             if x == "skew":
                 ax.set_xscale("log")
         _accuracy_axis(ax)
-        ax.set(title=title, ylabel=title.split(" (")[0], xlabel=x)
+        ax.set(title=title, ylabel=title.split(" (")[0], xlabel=x.replace("_", " "))
     _finish(fig, axes[0], out)
 
 
@@ -123,17 +123,8 @@ def topologies(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 def heterogeneous(table: pd.DataFrame, spec: dict, out: Path) -> None:
-    t = _final(_readouts(table))
-    best = t[t["head"] == t["best"]]
-    main = t[t["head"] == "0"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = _colours(t.label)
-    for ax, data, metric, title in ((axes[0], best, "shared_acc", "shared accuracy (best head)"),
-                                    (axes[1], main, "private_acc", "private accuracy (main head)")):
-        sns.barplot(data, x="client_architecture", y=metric, hue="label", palette=colours, errorbar=ERR, ax=ax,
-                    legend=ax is axes[0])
-        ax.set(title=title, xlabel="client architecture", ylabel=title.split(" (")[0])
-    _finish(fig, axes[0], out)
+    """Bars per client architecture: the sweep figure over each client's own backbone."""
+    sweep(table, {**spec, "x": "client_architecture"}, out, categorical=True)
 
 
 def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
