@@ -2,7 +2,6 @@
 the same seed gives the same bytes in another process."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -16,13 +16,23 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def snakemake(repo, workdir, *args, configfiles=()):
+def _snakemake(repo, workdir, args, configfiles, cores):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
+           "--cores", str(cores), *args]
     if configfiles:
         cmd += ["--configfile", *map(str, configfiles)]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return cmd, {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(repo, workdir, *args, configfiles=(), cores=2):
+    cmd, env = _snakemake(repo, workdir, args, configfiles, cores)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def start_snakemake(repo, workdir, *args, configfiles=(), cores=2):
+    """In the background, in its own process group (so that a test can SIGKILL all of it)."""
+    cmd, env = _snakemake(repo, workdir, args, configfiles, cores)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def tiny_overlay(tmp_path, tiny_idx, **extra):
@@ -184,10 +194,7 @@ def test_killed_workflow_reruns_without_retraining_finished_runs(repo, tiny_idx,
     work = tmp_path / "work"
     overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 60, "eval_every": 10})
     configs = [repo / "config" / "smoke.yaml", overlay]
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
-           "--cores", "1", "all_runs", "--configfile", *map(str, configs)]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_snakemake(repo, work, "all_runs", configfiles=configs, cores=1)
     runs = work / "results" / "runs"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -213,10 +220,7 @@ def test_a_second_snakemake_in_the_same_folder_is_refused(repo, tiny_idx, tmp_pa
     work = tmp_path / "work"
     overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 400, "eval_every": 200})
     configs = [repo / "config" / "smoke.yaml", overlay]
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(work),
-           "--cores", "2", "all_runs", "--configfile", *map(str, configs)]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = start_snakemake(repo, work, "all_runs", configfiles=configs)
     try:
         locks, deadline = work / ".snakemake" / "locks", time.time() + 120
         while time.time() < deadline and not (locks.exists() and any(locks.iterdir())):

@@ -115,19 +115,17 @@ def _plain_loop(trainer: Trainer, run: dict):
     return step
 
 
-def prepared_inputs(cfg: dict, workdir: Path) -> tuple[Path, Path, Path]:
-    """The default run's prepared dataset, split and graph, built here if the workflow has not."""
-    name = cfg["dataset"]["name"]
+def prepared_inputs(ds: dict, r: dict, workdir: Path) -> tuple[Path, Path, Path]:
+    """The prepared dataset (the workflow's if it exists), and run r's split and graph."""
+    name = ds["name"]
     pt = Path("data/prepared") / f"{name}.pt"
     if not pt.exists():
-        ds = cfg["dataset"]
         pt = workdir / f"{name}.pt"
         datasets.prepare(name, pt, root=ds["root"], download=ds["download"], strict=ds["verify"],
                          image_size=ds["image_size"])
     tensors, meta = datasets.load(pt)
     labels = tensors["train_y"].numpy()
-    r = cfg["run"]
-    params = mconfig.split_params(mconfig._normalise(r))
+    params = mconfig.split_params(r)
     split = splits.make(labels, meta["classes"], clients=r["clients"], scheme=r["scheme"], skew=r["skew"],
                         alpha=r["alpha"], public_fraction=r["public_fraction"],
                         samples_per_client=r["samples_per_client"], seed=r["split_seed"])
@@ -143,7 +141,7 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
     run = mconfig.validate_run({**cfg["run"], "method": "mhd", "heads": max(1, cfg["run"]["heads"])}, config_path)
     steps, warmup = (8, 2) if quick else (40, 5)
     with tempfile.TemporaryDirectory() as tmp:
-        pt, split_dir, graph_dir = prepared_inputs(cfg, Path(tmp))
+        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
         trainer = Trainer(run, pt, split_dir, graph_dir, device)
         per_step = trainer.n * (run["batch_private"] + run["batch_public"])
         sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)

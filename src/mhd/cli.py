@@ -40,13 +40,14 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_split(args) -> None:
+    from . import config as mconfig
     from . import datasets, splits
 
     tensors, meta = datasets.load(args.prepared)
     labels = tensors["train_y"].numpy()
-    params = {"clients": args.clients, "scheme": args.scheme, "public_fraction": args.public_fraction,
-              "samples_per_client": args.samples_per_client, "split_seed": args.seed}
-    params.update({"skew": args.skew} if args.scheme == "skew" else {"alpha": args.alpha})
+    params = mconfig.split_params({"clients": args.clients, "scheme": args.scheme, "skew": args.skew,
+                                   "alpha": args.alpha, "public_fraction": args.public_fraction,
+                                   "samples_per_client": args.samples_per_client, "split_seed": args.seed})
     split = splits.make(labels, meta["classes"], clients=args.clients, scheme=args.scheme, skew=args.skew,
                         alpha=args.alpha, public_fraction=args.public_fraction,
                         samples_per_client=args.samples_per_client, seed=args.seed)
@@ -56,15 +57,13 @@ def cmd_split(args) -> None:
 
 
 def cmd_graph(args) -> None:
+    from . import config as mconfig
     from . import graphs
 
     edges = graphs.make(args.topology, args.clients, islands=args.islands, degree=args.degree,
                         directed=args.directed, seed=args.seed)
-    params = {"topology": args.topology, "clients": args.clients, "directed": args.directed}
-    if args.topology == "islands":
-        params["islands"] = args.islands
-    if args.topology == "regular":
-        params.update(degree=args.degree, graph_seed=args.seed)
+    params = mconfig.graph_params({"topology": args.topology, "clients": args.clients, "islands": args.islands,
+                                   "degree": args.degree, "directed": args.directed, "graph_seed": args.seed})
     graphs.write(args.out, edges, params)
     print(f"{args.topology} graph on {args.clients} clients: {len(edges)} edges -> {args.out}")
 
