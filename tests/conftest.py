@@ -27,3 +27,18 @@ def tiny_prepared(tiny_idx, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "fashion_mnist.pt"
     datasets.prepare("fashion_mnist", out, root=str(tiny_idx), download=False, strict=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def inputs(tiny_prepared, tmp_path_factory):
+    from mhd import datasets, graphs, splits
+
+    tensors, meta = datasets.load(tiny_prepared)
+    labels = tensors["train_y"].numpy()
+    root = tmp_path_factory.mktemp("inputs")
+    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120)
+    splits.write(root / "split", s, labels, 10, {"clients": 4})
+    for topo in ("ring", "complete"):
+        graphs.write(root / topo, graphs.make(topo, 4), {"clients": 4, "topology": topo})
+    return {"prepared": tiny_prepared, "split_dir": root / "split", "graph_dir": root / "ring",
+            "complete": root / "complete"}

@@ -8,23 +8,8 @@ import pytest
 import torch
 
 from mhd import config as mconfig
-from mhd import graphs, splits, train
+from mhd import train
 from mhd.errors import ConfigError, DataError
-
-
-@pytest.fixture(scope="module")
-def inputs(tiny_prepared, tmp_path_factory):
-    from mhd import datasets
-
-    tensors, meta = datasets.load(tiny_prepared)
-    labels = tensors["train_y"].numpy()
-    root = tmp_path_factory.mktemp("inputs")
-    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120)
-    splits.write(root / "split", s, labels, 10, {"clients": 4})
-    for topo in ("ring", "complete"):
-        graphs.write(root / topo, graphs.make(topo, 4), {"clients": 4, "topology": topo})
-    return {"prepared": tiny_prepared, "split_dir": root / "split", "graph_dir": root / "ring",
-            "complete": root / "complete"}
 
 
 def make_run(repo, **over):

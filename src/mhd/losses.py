@@ -56,9 +56,7 @@ def embedding_loss(student_emb_BxD: torch.Tensor, teacher_embs: list[torch.Tenso
     for width in widths:
         idx = [j for j, e in enumerate(teacher_embs) if e.shape[-1] == width]
         w_jxB = weights_JxB[idx]
-        share_B = w_jxB.sum(dim=0)
-        if not bool((share_B > 0).any()):
-            continue
+        share_B = w_jxB.sum(dim=0)  # 0 where no sender of this width was chosen: those samples add 0
         target_BxD = torch.einsum("jb,jbd->bd", w_jxB, torch.stack([F.normalize(teacher_embs[j].float().detach(), dim=-1)
                                                                    for j in idx]))
         target_BxD = target_BxD / share_B.clamp_min(1e-12)[:, None]

@@ -26,12 +26,19 @@ from . import datasets, evaluate, graphs, losses, methods, provenance, splits
 from . import io as mio
 from .errors import ConfigError, DataError
 from .models import MultiHead
+from .vectorised import from_client_layout, to_client_layout, unsupported_layers
 
 BYTES_PER_VALUE = 4  # predictions and embeddings are sent as float32
 
 
+# how a run executes, not what it computes (equal within float tolerance): a checkpoint resumes
+# across them, e.g. a run begun vectorised on a GPU goes on with the loop on a CPU
+EXECUTION_KEYS = ("engine", "compile")
+
+
 def config_hash(run: dict) -> str:
-    return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
+    what = {k: v for k, v in run.items() if k not in EXECUTION_KEYS}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def lr_at(step: int, run: dict) -> float:
@@ -48,6 +55,21 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device = 'cuda' but no CUDA device is available; use device: auto or cpu")
     return torch.device(name)
+
+
+def resolve_engine(run: dict, device: torch.device, models: nn.ModuleList) -> str:
+    """`engine` of the run -> "loop" or "vectorised". auto: vectorised on CUDA, the loop on the CPU,
+    where the loop measured as fast (README, Performance). One model (centralized): the loop."""
+    if run["engine"] == "loop" or run["method"] == "centralized":
+        return "loop"
+    bad = sorted({f"{run['architecture'] if not run.get('architectures') else 'architectures'}: {b}"
+                  for m in models for b in unsupported_layers(m)})
+    if run["engine"] == "vectorised":
+        if bad:
+            raise ConfigError(f"engine = 'vectorised', but these layers cannot run side by side: {'; '.join(bad[:5])}; "
+                              f"allowed: engine auto or loop")
+        return "vectorised"
+    return "vectorised" if device.type == "cuda" and not bad else "loop"
 
 
 class Trainer:
@@ -91,6 +113,10 @@ class Trainer:
         archs = methods.architectures(r)[:1] if self.centralized else methods.architectures(r)
         in_ch, size = tensors["train_x"].shape[1], tensors["train_x"].shape[-1]
         self.models = nn.ModuleList(MultiHead(a, in_ch, self.classes, r["heads"], size) for a in archs).to(self.device)
+        if r["channels_last"]:
+            self.models.to(memory_format=torch.channels_last)
+        self.engine = resolve_engine(r, self.device, self.models)
+        self.groups = self.build_groups(archs)
         dims = [m.dim for m in self.models]
         self.projections = nn.ModuleList()
         for i, m in enumerate(self.models):
@@ -98,7 +124,10 @@ class Trainer:
                       (dims[j] != m.dim or r["emb_proj"])} if r["nu_emb"] > 0 else set()
             self.projections.append(nn.ModuleDict({str(w): nn.Linear(m.dim, w, bias=False) for w in sorted(widths)}))
         self.projections.to(self.device)
-        params = list(self.models.parameters()) + list(self.projections.parameters())
+        trained = list(self.models.parameters()) if self.engine == "loop" else \
+            [p for _, wide in self.groups for p in wide.parameters()]
+        params = trained + list(self.projections.parameters())
+        self.layout = self.optimizer_layout()
         if r["optimizer"] == "sgd":
             self.opt = torch.optim.SGD(params, lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"],
                                        nesterov=r["momentum"] > 0)
@@ -127,11 +156,7 @@ class Trainer:
         else:
             x_priv, y_priv = self.data.private_batch(gen, r["batch_private"])
         bp = x_priv.shape[1]
-        outs = []
-        for i, model in enumerate(self.models):
-            x = torch.cat([x_priv[i], self.cache["pub_x"]]) if self.public else x_priv[i]
-            with self.autocast():
-                outs.append(model(x))
+        outs = self.forward(x_priv)
         ce = torch.stack([F.cross_entropy(logits[:bp, 0].float(), y_priv[i]) for i, (_, logits) in enumerate(outs)])
         total = ce.sum()
         if self.public:
@@ -148,6 +173,47 @@ class Trainer:
         self.loss_sum += ce.detach()
         self.loss_steps += 1
         self.step += 1
+
+    def forward(self, x_priv_NxB: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every client's (embedding, logits) on [its private batch; the public batch]."""
+        outs: list = [None] * len(self.models)
+        pub = self.cache["pub_x"] if self.public else None
+        with self.autocast():
+            if self.engine == "loop":
+                for i, fn in enumerate(self.forward_fns):
+                    outs[i] = fn(torch.cat([x_priv_NxB[i], pub]) if pub is not None else x_priv_NxB[i])
+            else:
+                for (idx, _), fn in zip(self.groups, self.forward_fns):
+                    x = x_priv_NxB[idx] if len(idx) < len(x_priv_NxB) else x_priv_NxB
+                    if pub is not None:
+                        x = torch.cat([x, pub.expand(len(idx), *pub.shape)], dim=1)
+                    emb_NxBxD, logits_NxBxKxC = fn(x)
+                    for k, i in enumerate(idx):
+                        outs[i] = (emb_NxBxD[k], logits_NxBxKxC[k])
+        return outs
+
+    def build_groups(self, archs: list[str]) -> list[tuple[list[int], nn.Module]]:
+        """vectorised: one wide model per architecture (clients in order); loop: none. Sets the
+        callables the step runs (compiled when `compile` is on)."""
+        groups = []
+        if self.engine == "vectorised":
+            from .vectorised import WideClients
+
+            for arch in dict.fromkeys(archs):
+                idx = [i for i, a in enumerate(archs) if a == arch]
+                groups.append((idx, WideClients([self.models[i] for i in idx], self.run["channels_last"])))
+        modules = [wide for _, wide in groups] if groups else list(self.models)
+        self.forward_fns = [torch.compile(m) if self.run["compile"] else m for m in modules]
+        return groups
+
+    def optimizer_layout(self) -> list[tuple[str, list[int]]]:
+        """How each optimiser parameter maps to the per-client parameters (see vectorised.py)."""
+        index = {id(p): i for i, p in enumerate(self.models.parameters())}
+        layout = [(how, [index[id(c)] for c in clients]) for _, wide in self.groups
+                  for _, how, clients in wide.pieces]
+        if not layout:
+            layout = [("same", [i]) for i in range(len(index))]
+        return layout + [("same", [len(index) + k]) for k, _ in enumerate(self.projections.parameters())]
 
     def distillation(self, pub: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         r, h = self.run, self.run["heads"]
@@ -213,7 +279,7 @@ class Trainer:
     def state(self) -> dict:
         return {"step": self.step, "config_hash": config_hash(self.run),
                 "models": self.models.state_dict(), "projections": self.projections.state_dict(),
-                "optimizer": self.opt.state_dict(), "rng": torch.get_rng_state(),
+                "optimizer": to_client_layout(self.opt.state_dict(), self.layout), "rng": torch.get_rng_state(),
                 "metrics": self.metrics, "cache": {k: v.cpu() for k, v in self.cache.items()},
                 "loss_sum": self.loss_sum.cpu(), "loss_steps": self.loss_steps}
 
@@ -234,7 +300,7 @@ class Trainer:
                             f"this run {config_hash(self.run)}); delete it or choose another --out")
         self.models.load_state_dict(state["models"])
         self.projections.load_state_dict(state["projections"])
-        self.opt.load_state_dict(state["optimizer"])
+        self.opt.load_state_dict(from_client_layout(state["optimizer"], self.layout))
         torch.set_rng_state(state["rng"].cpu())
         self.step, self.metrics = state["step"], [list(row) for row in state["metrics"]]
         self.cache = {k: v.to(self.device) for k, v in state["cache"].items()}
@@ -303,7 +369,7 @@ def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "
                    "split_params": trainer.split_meta["params"], "graph": trainer.graph_meta["params"],
                    "paths": {"prepared": str(prepared), "split": str(split_dir), "graph": str(graph_dir)}},
         "versions": provenance.versions(), "code": provenance.code_version(),
-        "device": provenance.device_info(trainer.device),
+        "device": provenance.device_info(trainer.device), "engine": trainer.engine,
         "wall_time_s": round(wall, 3), "steps_this_call": steps_done, "resumed_from_step": resumed_from,
         "images_per_s": round(steps_done * images_per_step / wall, 1) if wall > 0 and steps_done else None,
     }
