@@ -21,3 +21,28 @@ def test_bench_quick_prints_one_json_object(repo, tiny_idx, tmp_path, capsys, mo
     for key in ("mhd_img_s", "naive_img_s", "plain_img_s"):
         assert result[key] > 0
     assert abs(result["vs_naive"] - result["mhd_img_s"] / result["naive_img_s"]) < 0.01
+
+
+def test_bench_scale_measures_every_variant_in_its_own_process(repo, tiny_idx, tmp_path, capsys, monkeypatch):
+    cfg = mconfig.merge(mconfig.read_yaml(repo / "config" / "config.yaml"),
+                        {"dataset": {"root": str(tiny_idx), "verify": False, "download": False},
+                         "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8},
+                         "experiments": {"bench": {"rows": [{}]}}})
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--scale", "--quick", "--config", str(path), "--clients", "2", "4", "--threads", "1",
+                 "--figure", str(tmp_path / "scale.png"), "--out", str(tmp_path / "scale.json")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result == json.loads((tmp_path / "scale.json").read_text())
+    assert (tmp_path / "scale.png").stat().st_size > 10_000
+    rows = result["rows"]
+    # three variants at N = 2 and 4 with H = 3; both engines at H = 1 and 8 with N = 4
+    assert sorted((r["variant"], r["clients"], r["heads"]) for r in rows) == sorted(
+        [(v, n, 3) for v in ("vectorised", "loop", "plain") for n in (2, 4)]
+        + [(v, 4, h) for v in ("vectorised", "loop") for h in (1, 8)])
+    for r in rows:
+        assert r["img_s"] > 0 and r["threads"] == 1 and r["device"] == "cpu"
+        assert r["peak_rss_mib"] >= r["rss_before_steps_mib"] > 50 and r["step_rss_mib"] >= 0
+    speed = {(r["variant"], r["clients"]): r["img_s"] for r in rows if r["heads"] == 3}
+    assert result["ratios"]["4"]["vectorised_vs_loop"] == round(speed["vectorised", 4] / speed["loop", 4], 3)

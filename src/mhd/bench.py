@@ -5,8 +5,9 @@ All three run in one process on the same data and backbone:
 - naive: the way common federated codebases do it: a torch DataLoader per client with per-sample
          torchvision transforms, clients trained one after another, and each client recomputing
          its teachers' outputs on the public batch (one forward per neighbour per client per step);
-- plain: supervised training of one backbone on the same number of images, the same batch size and
-         the same tensor pipeline, without distillation: the limit.
+- plain: supervised training of one backbone on the same images per step as one batch
+         (N x (batch_private + batch_public)) with the same tensor pipeline, without distillation:
+         the limit.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def _naive_loop(trainer: Trainer, run: dict):
     dev = trainer.device
     models = [MultiHead(run["architecture"], data.x.shape[1], trainer.classes, run["heads"], data.x.shape[-1]).to(dev)
               for _ in range(trainer.n)]
+    if run["channels_last"]:  # the same memory layout as the trainer: the comparison is about the pipeline
+        for m in models:
+            m.to(memory_format=torch.channels_last)
     opts = [torch.optim.SGD(m.parameters(), lr=run["lr"], momentum=run["momentum"]) for m in models]
     senders = trainer.senders_aux
     h = run["heads"]
@@ -91,26 +95,27 @@ def _naive_loop(trainer: Trainer, run: dict):
 
 
 def _plain_loop(trainer: Trainer, run: dict):
-    """One backbone, batches of batch_private + batch_public from the same tensor pipeline, N of them
-    per step so that it sees as many images as the trainer."""
+    """One backbone, one step per call on N x (batch_private + batch_public) images from the same
+    tensor pipeline: as many images per step as the trainer, as one model and one batch."""
     data = trainer.data
     model = MultiHead(run["architecture"], data.x.shape[1], trainer.classes, 0, data.x.shape[-1]).to(trainer.device)
+    if run["channels_last"]:
+        model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=run["lr"], momentum=run["momentum"], nesterov=True)
-    batch = run["batch_private"] + run["batch_public"]
+    batch = trainer.n * (run["batch_private"] + run["batch_public"])
     state = {"t": 0}
 
     def step():
         gen = data.generator(run["seed"] + 1, state["t"])
-        x_NxB, y_NxB = data.private_batch(gen, batch)
+        x_1xB, y_1xB = data.private_batch(gen, batch, pooled=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(state["t"], run)
-        for i in range(trainer.n):
-            with trainer.autocast():
-                _, logits = model(x_NxB[i])
-            loss = F.cross_entropy(logits[:, 0].float(), y_NxB[i])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        with trainer.autocast():
+            _, logits = model(x_1xB[0])
+        loss = F.cross_entropy(logits[:, 0].float(), y_1xB[0])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
         state["t"] += 1
     return step
 
@@ -156,7 +161,7 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
         plain = timed(_plain_loop(trainer, run), steps)
         naive = timed(_naive_loop(trainer, run), steps)
     result = {
-        "device": str(trainer.device), "threads": torch.get_num_threads(), "clients": trainer.n,
+        "device": str(trainer.device), "engine": trainer.engine, "channels_last": run["channels_last"], "threads": torch.get_num_threads(), "clients": trainer.n,
         "heads": run["heads"], "batch_private": run["batch_private"], "batch_public": run["batch_public"],
         "architecture": run["architecture"], "topology": run["topology"], "steps_timed": steps,
         "mhd_img_s": round(mhd, 1), "naive_img_s": round(naive, 1), "plain_img_s": round(plain, 1),

@@ -135,7 +135,15 @@ def cmd_bench(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = bench(args.config, quick=args.quick, device=args.device)
+    if args.scale:
+        from .bench_scale import figure, scale
+
+        result = scale(args.config, quick=args.quick, device=args.device, threads=args.threads,
+                       clients=tuple(args.clients))
+        figure(result, args.figure)
+        print(f"figure: {args.figure}", file=sys.stderr)
+    else:
+        result = bench(args.config, quick=args.quick, device=args.device)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -215,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--scale", action="store_true",
+                   help="throughput and peak memory of vectorised vs loop vs plain as N and H grow (JSON + figure)")
+    p.add_argument("--clients", type=int, nargs="+", default=[2, 4, 8, 16, 32], help="--scale: the values of N")
+    p.add_argument("--figure", default="figures/bench_scale.png", help="--scale: where the figure goes")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("figure", help="draw the figure of an experiment spec (PNG and PDF)")

@@ -1,0 +1,151 @@
+"""`mhd bench --scale`: throughput and peak memory as the number of clients N and of heads H grow,
+for the vectorised engine, the per-client loop and plain training of one model on the same total
+batch (N x (batch_private + batch_public) images per step: the speed vectorisation aims at).
+
+Every measurement runs in a fresh process, so that its peak memory is its own. CPU: the resident
+set before the first step (data, models, torch) and its peak during the steps (VmHWM, reset after
+set-up); `step_rss_mib` is their difference, the memory the steps add. GPU:
+torch.cuda.max_memory_allocated over the steps. The split is iid-like (skew 1,
+at most 1000 private samples per client) so that 32 clients fit in Fashion-MNIST; throughput does not
+depend on which images a client holds.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+CLIENTS = (2, 4, 8, 16, 32)
+HEADS = (1, 3, 8)
+VARIANTS = ("vectorised", "loop", "plain")
+
+
+def _rss_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"no {field} in /proc/self/status: peak memory needs Linux")
+
+
+def _reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux >= 4.0), so the peak is the training steps'
+    and not the dataset loading's."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _measure(job: dict) -> dict:
+    """One (variant, N, H) in this process: images per second and peak memory."""
+    import torch
+
+    from . import config as mconfig
+    from .bench import _plain_loop, prepared_inputs
+    from .train import Trainer
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    cfg = mconfig.load(job["config"])
+    over = {"method": "mhd", "clients": job["clients"], "heads": job["heads"], "scheme": "skew", "skew": 1.0,
+            "samples_per_client": min(1000, cfg["run"]["samples_per_client"]), "engine": "loop" if job["variant"] == "plain" else job["variant"]}
+    run = mconfig.validate_run({**cfg["run"], **over}, job["config"])
+    with tempfile.TemporaryDirectory() as tmp:
+        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
+        trainer = Trainer(run, pt, split_dir, graph_dir, job["device"])
+        cuda = trainer.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        step = _plain_loop(trainer, run) if job["variant"] == "plain" else trainer.train_step
+        gc.collect()
+        rss_before = _rss_mib("VmRSS")
+        _reset_peak_rss()
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        for _ in range(job["warmup"]):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(job["steps"]):
+            step()
+        sync()
+        seconds = time.perf_counter() - t0
+        peak = _rss_mib("VmHWM")
+    images = job["steps"] * job["clients"] * (run["batch_private"] + run["batch_public"])
+    return {**{k: job[k] for k in ("variant", "clients", "heads")}, "img_s": round(images / seconds, 1),
+            "rss_before_steps_mib": round(rss_before, 1), "peak_rss_mib": round(peak, 1),
+            "step_rss_mib": round(peak - rss_before, 1),
+            "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+            "device": str(trainer.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
+            "channels_last": run["channels_last"], "compile": run["compile"]}
+
+
+def scale(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto", threads: int = 0,
+          clients: tuple[int, ...] = CLIENTS, heads: tuple[int, ...] = HEADS, progress: bool = True) -> dict:
+    """Measure every variant at every N (the config's H), and the two engines at every H (N = 8,
+    or the largest N asked for if smaller)."""
+    from . import config as mconfig
+
+    h0 = mconfig.load(config_path)["run"]["heads"] or 1
+    n_h = 8 if 8 in clients else max(clients)
+    base = {"config": config_path, "device": device, "threads": threads,
+            "warmup": 2 if quick else 3, "steps": 4 if quick else 15}
+    jobs = [{**base, "variant": v, "clients": n, "heads": h0} for n in clients for v in VARIANTS]
+    jobs += [{**base, "variant": v, "clients": n_h, "heads": h} for h in heads if h != h0 for v in VARIANTS[:2]]
+    rows = []
+    # one process per measurement: max_tasks_per_child=1 gives each its own peak memory
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        for job, row in zip(jobs, pool.map(_measure, jobs)):
+            rows.append(row)
+            if progress:
+                print(f"  {row['variant']:>10}  N={row['clients']:<3} H={row['heads']}: {row['img_s']:>9.1f} img/s, "
+                      f"peak RSS {row['peak_rss_mib']:.0f} MiB (+{row['step_rss_mib']:.0f} in the steps)"
+                      + (f", GPU {row['gpu_max_allocated_mib']:.0f} MiB" if row["gpu_max_allocated_mib"] else ""),
+                      file=sys.stderr, flush=True)
+    speed = {(r["variant"], r["clients"], r["heads"]): r["img_s"] for r in rows}
+    ratios = {str(n): {"vectorised_vs_loop": round(speed["vectorised", n, h0] / speed["loop", n, h0], 3),
+                       "vectorised_vs_plain": round(speed["vectorised", n, h0] / speed["plain", n, h0], 3),
+                       "loop_vs_plain": round(speed["loop", n, h0] / speed["plain", n, h0], 3)} for n in clients}
+    first = rows[0]
+    return {"device": first["device"], "threads": first["threads"], "architecture": first["architecture"],
+            "channels_last": first["channels_last"], "compile": first["compile"], "heads": h0,
+            "steps_timed": base["steps"], "ratios": ratios, "rows": rows}
+
+
+def figure(result: dict, out: str | Path) -> None:
+    """Throughput and peak memory against N, and peak memory against H."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from .plots import save
+
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
+    t = pd.DataFrame(result["rows"])
+    by_n = t[t.heads == result["heads"]]
+    gpu = by_n.gpu_max_allocated_mib.notna().all()
+    mem, mem_label = (("gpu_max_allocated_mib", "GPU max allocated (MiB)") if gpu else
+                      ("step_rss_mib", "RSS added by the steps (MiB)"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    palette = dict(zip(VARIANTS, sns.color_palette("deep", 3)))
+    sns.lineplot(by_n, x="clients", y="img_s", hue="variant", hue_order=VARIANTS, palette=palette, marker="o", ax=axes[0])
+    axes[0].set(xscale="log", xlabel="clients N", ylabel="images / s", title="throughput")
+    sns.lineplot(by_n, x="clients", y=mem, hue="variant", hue_order=VARIANTS, palette=palette, marker="o", ax=axes[1],
+                 legend=False)
+    axes[1].set(xscale="log", xlabel="clients N", ylabel=mem_label, title="peak memory")
+    n_h = t[t.heads != result["heads"]].clients.max() if (t.heads != result["heads"]).any() else None
+    by_h = t[(t.clients == n_h) & (t.variant != "plain")] if n_h else t.iloc[:0]
+    sns.lineplot(by_h, x="heads", y=mem, hue="variant", hue_order=VARIANTS[:2], palette=palette, marker="o",
+                 ax=axes[2], legend=False)
+    axes[2].set(xlabel="auxiliary heads H", ylabel=mem_label, title=f"peak memory, N = {n_h}")
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+    for ax in axes[:2]:
+        ax.set_xticks(sorted(by_n.clients.unique()), [str(n) for n in sorted(by_n.clients.unique())])
+        ax.minorticks_off()
+    fig.suptitle(f"{result['architecture']} on {result['device']} ({result['threads']} threads), H = {result['heads']} "
+                 f"unless varied; plain: one model, one batch of the same N x B images", fontsize=10)
+    fig.tight_layout()
+    save(fig, out)
