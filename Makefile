@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test bench pull lock clean-venv
+.PHONY: setup dataset all_figures test bench bench-scale pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -42,6 +42,9 @@ test: setup
 
 bench: setup
 	$(BIN)/mhd bench
+
+bench-scale: setup
+	$(BIN)/mhd bench --scale
 
 # dvc pull, then give the pulled files their workflow order of modification times: DVC restores
 # files in any order, and Snakemake reruns a job whose input is newer than its output.

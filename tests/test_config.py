@@ -95,3 +95,14 @@ def test_documented_defaults_match_the_config(repo, base):
             shown = re.search(rf"\| `{section}.{key}` \| `([^`]*)` \|", doc).group(1)
             expected = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
             assert shown == expected, f"config/README.md says {section}.{key} = {shown}, config.yaml {expected}"
+
+
+def test_tools_take_a_whole_config_or_an_overlay(repo, tmp_path, monkeypatch):
+    monkeypatch.chdir(repo)
+    paper = mconfig.load_any("config/paper.yaml")  # an overlay: over config/config.yaml
+    assert paper["run"]["architecture"] == "resnet20" and paper["run"]["engine"] == "auto"
+    assert paper["experiments"] == mconfig.read_yaml("config/config.yaml")["experiments"]
+    assert mconfig.load_any("config/config.yaml") == mconfig.load("config/config.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="overlay .*lacks experiments.*run from the repository root"):
+        mconfig.load_any(repo / "config" / "paper.yaml")

@@ -74,6 +74,15 @@ def test_kl_sums_over_heads_and_ignores_zero_targets():
     assert losses.distill_kl(logits, target, 1.0).item() == pytest.approx(math.log(2), rel=1e-6)
 
 
+def test_kl_of_all_clients_at_once_is_each_clients_own():
+    torch.manual_seed(0)
+    student, target = torch.randn(3, 5, 2, 4), torch.randn(3, 5, 2, 4).softmax(-1)
+    per_client = losses.distill_kl(student, target, 2.0)
+    assert per_client.shape == (3,)
+    for i in range(3):
+        assert per_client[i].item() == pytest.approx(losses.distill_kl(student[i], target[i], 2.0).item(), rel=1e-6)
+
+
 def test_no_gradient_reaches_a_teacher():
     teacher_logits = torch.randn(4, 2, 3, requires_grad=True)
     student = torch.randn(4, 2, 3, requires_grad=True)

@@ -134,3 +134,13 @@ def test_auto_is_the_loop_on_the_cpu_and_engine_is_recorded(repo, inputs, tmp_pa
     record = train.train(make_run(repo, engine="vectorised", steps=2, eval_every=2), inputs["prepared"],
                          inputs["split_dir"], inputs["graph_dir"], tmp_path, device="cpu", progress=False)
     assert record["engine"] == "vectorised"
+
+
+def test_compiled_forward_trains_like_the_eager_one(repo, inputs):
+    runs = [_trainer(repo, inputs, "vectorised", method="mhd", heads=1, compile=c) for c in (False, True)]
+    assert not hasattr(runs[0].forward_fns[0], "_orig_mod") and hasattr(runs[1].forward_fns[0], "_orig_mod")
+    for t in runs:
+        for _ in range(3):
+            t.train_step()
+    for a, b in zip(runs[0].models.state_dict().values(), runs[1].models.state_dict().values()):
+        torch.testing.assert_close(b, a, **TOL_TRAIN)

@@ -9,6 +9,14 @@ import torch
 STEP_SEED_STRIDE = 1_000_003  # seed of step t: seed * stride + t, distinct for every (seed, step)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Random draws are made on the CPU (the same batches on every device); to CUDA they go
+    through pinned memory without blocking, so the step never waits for the GPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 class TensorData:
     """The training split as uint8 on `device`, normalised per channel when batches are read."""
 
@@ -36,14 +44,14 @@ class TensorData:
         """x: N x B x C x H x W (normalised, augmented), y: N x B; with replacement across steps.
         pooled: one batch from the union of the private sets (1 x B), for the centralized baseline."""
         rows = self.private_NxM.reshape(1, -1) if pooled else self.private_NxM
-        pick = torch.randint(rows.shape[1], (rows.shape[0], batch), generator=gen).to(self.device)
+        pick = to_device(torch.randint(rows.shape[1], (rows.shape[0], batch), generator=gen), self.device)
         idx_NxB = rows.gather(1, pick)
         x = self.x[idx_NxB.flatten()]
         x = self.normalise(augment(x, self.augment, gen))
         return x.view(*idx_NxB.shape, *x.shape[1:]), self.y[idx_NxB]
 
     def public_batch(self, gen: torch.Generator, batch: int) -> torch.Tensor:
-        pick = torch.randint(len(self.public), (batch,), generator=gen).to(self.device)
+        pick = to_device(torch.randint(len(self.public), (batch,), generator=gen), self.device)
         return self.normalise(augment(self.x[self.public[pick]], self.augment, gen))
 
 
@@ -54,9 +62,9 @@ def augment(x_uint8: torch.Tensor, how: str, gen: torch.Generator) -> torch.Tens
         return x_uint8
     b, _, h, w = x_uint8.shape
     pad = max(1, h // 8)
-    flip = (torch.rand(b, generator=gen) < 0.5).to(x_uint8.device)
+    flip = to_device(torch.rand(b, generator=gen) < 0.5, x_uint8.device)
     x = torch.where(flip[:, None, None, None], x_uint8.flip(-1), x_uint8)
-    off = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).to(x.device)
+    off = to_device(torch.randint(0, 2 * pad + 1, (2, b), generator=gen), x.device)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = (off[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (off[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]

@@ -142,7 +142,7 @@ def prepared_inputs(ds: dict, r: dict, workdir: Path) -> tuple[Path, Path, Path]
 
 
 def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto") -> dict:
-    cfg = mconfig.load(config_path)
+    cfg = mconfig.load_any(config_path)
     run = mconfig.validate_run({**cfg["run"], "method": "mhd", "heads": max(1, cfg["run"]["heads"])}, config_path)
     steps, warmup = (8, 2) if quick else (40, 5)
     with tempfile.TemporaryDirectory() as tmp:

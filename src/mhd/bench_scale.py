@@ -49,7 +49,7 @@ def _measure(job: dict) -> dict:
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
-    cfg = mconfig.load(job["config"])
+    cfg = mconfig.load_any(job["config"])
     over = {"method": "mhd", "clients": job["clients"], "heads": job["heads"], "scheme": "skew", "skew": 1.0,
             "samples_per_client": min(1000, cfg["run"]["samples_per_client"]), "engine": "loop" if job["variant"] == "plain" else job["variant"]}
     run = mconfig.validate_run({**cfg["run"], **over}, job["config"])
@@ -88,7 +88,7 @@ def scale(config_path: str = "config/config.yaml", quick: bool = False, device: 
     or the largest N asked for if smaller)."""
     from . import config as mconfig
 
-    h0 = mconfig.load(config_path)["run"]["heads"] or 1
+    h0 = mconfig.load_any(config_path)["run"]["heads"] or 1
     n_h = 8 if 8 in clients else max(clients)
     base = {"config": config_path, "device": device, "threads": threads,
             "warmup": 2 if quick else 3, "steps": 4 if quick else 15}

@@ -192,6 +192,18 @@ def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) ->
     return validate(config, source=sources)
 
 
+def load_any(path: str | Path, base_path: str | Path = "config/config.yaml") -> dict:
+    """A whole config as is, or an overlay (a file without all of dataset, run and experiments,
+    such as config/paper.yaml) over `base_path`: what `mhd bench --config` accepts."""
+    config = read_yaml(path)
+    if {"dataset", "run", "experiments"} <= set(config):
+        return validate(config, source=str(path))
+    if not Path(base_path).exists():
+        raise ConfigError(f"config {path} is an overlay (it lacks {', '.join(sorted({'dataset', 'run', 'experiments'} - set(config)))}) "
+                          f"and its base {base_path} does not exist here; run from the repository root")
+    return load_layered(base_path, [path])
+
+
 def write_run_spec(path: str | Path, spec: dict) -> None:
     """The RUN.yaml of `mhd train --config`: {run: every setting, inputs: prepared, split, graph}."""
     from . import io as mio

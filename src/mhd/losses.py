@@ -39,11 +39,12 @@ def teacher_targets(probs_JxBxKxC: torch.Tensor, weights_NxJxBxK: torch.Tensor) 
 
 
 def distill_kl(student_logits_BxKxC: torch.Tensor, target_BxKxC: torch.Tensor, tau: float) -> torch.Tensor:
-    """tau^2 KL(T || softmax(student / tau)), summed over heads, mean over samples. T is detached."""
+    """tau^2 KL(T || softmax(student / tau)), summed over heads, mean over samples. T is detached.
+    Leading dims (such as N clients: N x B x K x C) are kept: one loss per client."""
     log_q = F.log_softmax(student_logits_BxKxC.float() / tau, dim=-1)
     target = target_BxKxC.detach().float()
     kl_BxK = (torch.xlogy(target, target) - target * log_q).sum(dim=-1)
-    return tau**2 * kl_BxK.sum(dim=1).mean()
+    return tau**2 * kl_BxK.sum(dim=-1).mean(dim=-1)
 
 
 def embedding_loss(student_emb_BxD: torch.Tensor, teacher_embs: list[torch.Tensor],

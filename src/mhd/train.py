@@ -156,15 +156,17 @@ class Trainer:
         else:
             x_priv, y_priv = self.data.private_batch(gen, r["batch_private"])
         bp = x_priv.shape[1]
-        outs = self.forward(x_priv)
-        ce = torch.stack([F.cross_entropy(logits[:bp, 0].float(), y_priv[i]) for i, (_, logits) in enumerate(outs)])
+        embs, logits_NxBxKxC = self.forward(x_priv)
+        n, c = logits_NxBxKxC.shape[0], logits_NxBxKxC.shape[-1]
+        ce = F.cross_entropy(logits_NxBxKxC[:, :bp, 0].reshape(-1, c).float(), y_priv.reshape(-1),
+                             reduction="none").view(n, bp).mean(dim=1)  # per client, as the loss of each alone
         total = ce.sum()
         if self.public:
             if refresh:
-                self.cache["probs"] = torch.stack([lg[bp:].detach().float() for _, lg in outs]).div(r["tau"]).softmax(-1)
-                for j, (emb, _) in enumerate(outs):
+                self.cache["probs"] = logits_NxBxKxC[:, bp:].detach().float().div(r["tau"]).softmax(-1)
+                for j, emb in enumerate(embs):
                     self.cache[f"emb{j}"] = emb[bp:].detach()
-            total = total + self.distillation([(e[bp:], lg[bp:]) for e, lg in outs])
+            total = total + self.distillation([e[bp:] for e in embs], logits_NxBxKxC[:, bp:])
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -174,23 +176,26 @@ class Trainer:
         self.loss_steps += 1
         self.step += 1
 
-    def forward(self, x_priv_NxB: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Every client's (embedding, logits) on [its private batch; the public batch]."""
-        outs: list = [None] * len(self.models)
+    def forward(self, x_priv_NxB: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every client's embeddings (a list: widths may differ) and logits (N x B x K x C, stacked:
+        the losses of all clients are computed at once) on [its private batch; the public batch]."""
         pub = self.cache["pub_x"] if self.public else None
         with self.autocast():
             if self.engine == "loop":
-                for i, fn in enumerate(self.forward_fns):
-                    outs[i] = fn(torch.cat([x_priv_NxB[i], pub]) if pub is not None else x_priv_NxB[i])
-            else:
-                for (idx, _), fn in zip(self.groups, self.forward_fns):
-                    x = x_priv_NxB[idx] if len(idx) < len(x_priv_NxB) else x_priv_NxB
-                    if pub is not None:
-                        x = torch.cat([x, pub.expand(len(idx), *pub.shape)], dim=1)
-                    emb_NxBxD, logits_NxBxKxC = fn(x)
-                    for k, i in enumerate(idx):
-                        outs[i] = (emb_NxBxD[k], logits_NxBxKxC[k])
-        return outs
+                outs = [fn(torch.cat([x_priv_NxB[i], pub]) if pub is not None else x_priv_NxB[i])
+                        for i, fn in enumerate(self.forward_fns)]
+                return [e for e, _ in outs], torch.stack([lg for _, lg in outs])
+            embs, logits = [None] * len(self.models), [None] * len(self.models)
+            for (idx, _), fn in zip(self.groups, self.forward_fns):
+                x = x_priv_NxB[idx] if len(idx) < len(x_priv_NxB) else x_priv_NxB
+                if pub is not None:
+                    x = torch.cat([x, pub.expand(len(idx), *pub.shape)], dim=1)
+                emb_NxBxD, logits_NxBxKxC = fn(x)
+                if len(self.groups) == 1:  # one architecture: already stacked in client order
+                    return list(emb_NxBxD), logits_NxBxKxC
+                for k, i in enumerate(idx):
+                    embs[i], logits[i] = emb_NxBxD[k], logits_NxBxKxC[k]
+            return embs, torch.stack(logits)
 
     def build_groups(self, archs: list[str]) -> list[tuple[list[int], nn.Module]]:
         """vectorised: one wide model per architecture (clients in order); loop: none. Sets the
@@ -215,25 +220,24 @@ class Trainer:
             layout = [("same", [i]) for i in range(len(index))]
         return layout + [("same", [len(index) + k]) for k, _ in enumerate(self.projections.parameters())]
 
-    def distillation(self, pub: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def distillation(self, embs_pub: list[torch.Tensor], logits_pub_NxBxKxC: torch.Tensor) -> torch.Tensor:
         r, h = self.run, self.run["heads"]
         ramp = min(1.0, (self.step + 1) / r["nu_rampup"]) if r["nu_rampup"] else 1.0
         probs_JxBxKxC = self.cache["probs"]
-        embs = [self.cache[f"emb{j}"] for j in range(self.n)]
         total = probs_JxBxKxC.new_zeros(())
         if h >= 1 and (r["nu_aux"] > 0 or r["nu_emb"] > 0):
             # chained heads: head k of the receiver from head k-1 of its senders
             w_aux = losses.teacher_weights(probs_JxBxKxC[:, :, :h], self.senders_aux, r["teacher"])
-            t_aux = losses.teacher_targets(probs_JxBxKxC[:, :, :h], w_aux)
+            if r["nu_aux"] > 0:
+                t_aux = losses.teacher_targets(probs_JxBxKxC[:, :, :h], w_aux)
+                total = total + r["nu_aux"] * losses.distill_kl(logits_pub_NxBxKxC[:, :, 1:], t_aux, r["tau"]).sum()
         if r["nu_main"] > 0:
             w_main = losses.teacher_weights(probs_JxBxKxC[:, :, :1], self.senders_main, r["teacher"])
             t_main = losses.teacher_targets(probs_JxBxKxC[:, :, :1], w_main)
-        for i, (emb, logits) in enumerate(pub):
-            if h >= 1 and r["nu_aux"] > 0:
-                total = total + r["nu_aux"] * losses.distill_kl(logits[:, 1:], t_aux[i], r["tau"])
-            if r["nu_main"] > 0:
-                total = total + r["nu_main"] * losses.distill_kl(logits[:, :1], t_main[i], r["tau"])
-            if r["nu_emb"] > 0:
+            total = total + r["nu_main"] * losses.distill_kl(logits_pub_NxBxKxC[:, :, :1], t_main, r["tau"]).sum()
+        if r["nu_emb"] > 0:
+            embs = [self.cache[f"emb{j}"] for j in range(self.n)]
+            for i, emb in enumerate(embs_pub):
                 w_emb = w_aux[i, :, :, 0] if h >= 1 else w_main[i, :, :, 0]
                 total = total + r["nu_emb"] * losses.embedding_loss(emb, embs, w_emb, self.projections[i])
         return ramp * total
