@@ -19,10 +19,11 @@ def teacher_weights(probs_JxBxKxC: torch.Tensor, senders_NxJ: torch.Tensor, rule
     mean: uniform over senders; confidence_weighted: proportional to max_c p_j(c|u)."""
     conf_JxBxK = probs_JxBxKxC.amax(dim=-1)
     mask_NxJx1x1 = senders_NxJ[:, :, None, None]
-    if rule == "max_confidence":
-        scores = torch.where(mask_NxJx1x1, conf_JxBxK[None], torch.tensor(-1.0, device=conf_JxBxK.device))
-        chosen_NxBxK = scores.argmax(dim=1)
-        weights = F.one_hot(chosen_NxBxK, senders_NxJ.shape[1]).permute(0, 3, 1, 2).to(probs_JxBxKxC.dtype)
+    if rule == "max_confidence":  # no host round trip: a scalar fill and a comparison, not one_hot
+        scores = torch.where(mask_NxJx1x1, conf_JxBxK[None], -1.0)
+        chosen_Nx1xBxK = scores.argmax(dim=1, keepdim=True)
+        senders_1xJx1x1 = torch.arange(senders_NxJ.shape[1], device=conf_JxBxK.device)[None, :, None, None]
+        weights = (chosen_Nx1xBxK == senders_1xJx1x1).to(probs_JxBxKxC.dtype)
         return weights * senders_NxJ.any(dim=1)[:, None, None, None]
     if rule == "mean":
         weights = mask_NxJx1x1.to(probs_JxBxKxC.dtype).expand(-1, -1, *conf_JxBxK.shape[1:])

@@ -186,8 +186,8 @@ class Trainer:
                         for i, fn in enumerate(self.forward_fns)]
                 return [e for e, _ in outs], torch.stack([lg for _, lg in outs])
             embs, logits = [None] * len(self.models), [None] * len(self.models)
-            for (idx, _), fn in zip(self.groups, self.forward_fns):
-                x = x_priv_NxB[idx] if len(idx) < len(x_priv_NxB) else x_priv_NxB
+            for (idx, _), idx_t, fn in zip(self.groups, self.group_index, self.forward_fns):
+                x = x_priv_NxB[idx_t] if len(idx) < len(x_priv_NxB) else x_priv_NxB
                 if pub is not None:
                     x = torch.cat([x, pub.expand(len(idx), *pub.shape)], dim=1)
                 emb_NxBxD, logits_NxBxKxC = fn(x)
@@ -207,6 +207,8 @@ class Trainer:
             for arch in dict.fromkeys(archs):
                 idx = [i for i, a in enumerate(archs) if a == arch]
                 groups.append((idx, WideClients([self.models[i] for i in idx], self.run["channels_last"])))
+        # each group's clients as an index tensor on the device (a list index would be copied every step)
+        self.group_index = [torch.tensor(idx, device=self.device) for idx, _ in groups]
         modules = [wide for _, wide in groups] if groups else list(self.models)
         self.forward_fns = [torch.compile(m) if self.run["compile"] else m for m in modules]
         return groups
