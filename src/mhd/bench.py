@@ -1,6 +1,6 @@
 """`mhd bench`: throughput of the lock-step trainer against a naive federated loop and plain training.
 
-All three run in one process on the same data and backbone:
+Each runs in its own fresh process, on the same data and backbone:
 - mhd:   the trainer (tensor batches, one forward per client per step, teachers shared in the step);
 - naive: the way common federated codebases do it: a torch DataLoader per client with per-sample
          torchvision transforms, clients trained one after another, and each client recomputing
@@ -23,15 +23,6 @@ from . import config as mconfig
 from . import datasets, graphs, losses, splits
 from .models import MultiHead
 from .train import Trainer, lr_at
-
-
-def _timed(step, n_steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        step()
-    return time.perf_counter() - t0
 
 
 def _naive_loop(trainer: Trainer, run: dict):
@@ -141,31 +132,84 @@ def prepared_inputs(ds: dict, r: dict, workdir: Path) -> tuple[Path, Path, Path]
     return pt, workdir / "split", workdir / "graph"
 
 
-def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto") -> dict:
-    cfg = mconfig.load_any(config_path)
-    run = mconfig.validate_run({**cfg["run"], "method": "mhd", "heads": max(1, cfg["run"]["heads"])}, config_path)
-    steps, warmup = (8, 2) if quick else (40, 5)
+def _rss_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"no {field} in /proc/self/status: peak memory needs Linux")
+
+
+def measure(job: dict) -> dict:
+    """One variant in this process: images per second and peak memory. job: config, overrides (run
+    keys), variant ("trainer", "plain" or "naive"), device, threads, warmup, steps.
+
+    Memory on the CPU: the resident set before the first step (data, models, torch), its peak
+    during the steps, warm-up included (VmHWM, reset after set-up: Linux >= 4.0) and their
+    difference, the memory the steps add. On a GPU: torch.cuda.max_memory_allocated over the
+    steps, warm-up included."""
+    import gc
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    cfg = mconfig.load_any(job["config"])
+    run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"])
     with tempfile.TemporaryDirectory() as tmp:
         pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
-        trainer = Trainer(run, pt, split_dir, graph_dir, device)
-        per_step = trainer.n * (run["batch_private"] + run["batch_public"])
-        sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+        trainer = Trainer(run, pt, split_dir, graph_dir, job["device"])
+        make = {"plain": _plain_loop, "naive": _naive_loop}.get(job["variant"])
+        step = make(trainer, run) if make else trainer.train_step
+        cuda = trainer.device.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        gc.collect()
+        rss_before = _rss_mib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here: the steps' peak, not loading's
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(job["warmup"]):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(job["steps"]):
+            step()
+        sync()
+        seconds = time.perf_counter() - t0
+        peak = _rss_mib("VmHWM")
+    images = job["steps"] * trainer.n * (run["batch_private"] + run["batch_public"])
+    return {"variant": job.get("label", job["variant"]), "clients": run["clients"], "heads": run["heads"], "engine": trainer.engine,
+            "img_s": round(images / seconds, 1), "rss_before_steps_mib": round(rss_before, 1),
+            "peak_rss_mib": round(peak, 1), "step_rss_mib": round(peak - rss_before, 1),
+            "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+            "device": str(trainer.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
+            "channels_last": run["channels_last"], "compile": run["compile"],
+            "batch_private": run["batch_private"], "batch_public": run["batch_public"], "topology": run["topology"]}
 
-        def timed(fn, n):
-            def step():
-                fn()
-                sync()
-            return n * per_step / _timed(step, n, warmup)
 
-        mhd = timed(trainer.train_step, steps)
-        plain = timed(_plain_loop(trainer, run), steps)
-        naive = timed(_naive_loop(trainer, run), steps)
-    result = {
-        "device": str(trainer.device), "engine": trainer.engine, "channels_last": run["channels_last"], "threads": torch.get_num_threads(), "clients": trainer.n,
-        "heads": run["heads"], "batch_private": run["batch_private"], "batch_public": run["batch_public"],
-        "architecture": run["architecture"], "topology": run["topology"], "steps_timed": steps,
-        "mhd_img_s": round(mhd, 1), "naive_img_s": round(naive, 1), "plain_img_s": round(plain, 1),
-        "vs_naive": round(mhd / naive, 3), "vs_plain": round(mhd / plain, 3),
-    }
-    return result
+def isolated(jobs: list[dict], report=None) -> list[dict]:
+    """measure(job) for every job, each in a fresh process (spawned, one task each): no variant
+    inherits another's heap, caches or peak memory. `report(row)` after each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
+    rows = []
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        for row in pool.map(measure, jobs):
+            rows.append(row)
+            if report:
+                report(row)
+    return rows
+
+
+def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto",
+          threads: int = 0) -> dict:
+    heads = max(1, mconfig.load_any(config_path)["run"]["heads"])
+    steps, warmup = (8, 2) if quick else (40, 5)
+    base = {"config": config_path, "overrides": {"method": "mhd", "heads": heads}, "device": device,
+            "threads": threads, "warmup": warmup, "steps": steps}
+    rows = {r["variant"]: r for r in isolated([{**base, "variant": v} for v in ("trainer", "plain", "naive")])}
+    t = rows["trainer"]
+    mhd, plain, naive = t["img_s"], rows["plain"]["img_s"], rows["naive"]["img_s"]
+    return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",
+                                 "batch_public", "architecture", "topology")},
+            "steps_timed": steps, "mhd_img_s": mhd, "naive_img_s": naive, "plain_img_s": plain,
+            "vs_naive": round(mhd / naive, 3), "vs_plain": round(mhd / plain, 3)}

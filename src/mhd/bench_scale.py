@@ -12,12 +12,7 @@ depend on which images a client holds.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import sys
-import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 CLIENTS = (2, 4, 8, 16, 32)
@@ -25,85 +20,34 @@ HEADS = (1, 3, 8)
 VARIANTS = ("vectorised", "loop", "plain")
 
 
-def _rss_mib(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise OSError(f"no {field} in /proc/self/status: peak memory needs Linux")
-
-
-def _reset_peak_rss() -> None:
-    """Start VmHWM again from the current RSS (Linux >= 4.0), so the peak is the training steps'
-    and not the dataset loading's."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _measure(job: dict) -> dict:
-    """One (variant, N, H) in this process: images per second and peak memory."""
-    import torch
-
-    from . import config as mconfig
-    from .bench import _plain_loop, prepared_inputs
-    from .train import Trainer
-
-    if job["threads"]:
-        torch.set_num_threads(job["threads"])
-    cfg = mconfig.load_any(job["config"])
-    over = {"method": "mhd", "clients": job["clients"], "heads": job["heads"], "scheme": "skew", "skew": 1.0,
-            "samples_per_client": min(1000, cfg["run"]["samples_per_client"]), "engine": "loop" if job["variant"] == "plain" else job["variant"]}
-    run = mconfig.validate_run({**cfg["run"], **over}, job["config"])
-    with tempfile.TemporaryDirectory() as tmp:
-        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
-        trainer = Trainer(run, pt, split_dir, graph_dir, job["device"])
-        cuda = trainer.device.type == "cuda"
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        step = _plain_loop(trainer, run) if job["variant"] == "plain" else trainer.train_step
-        gc.collect()
-        rss_before = _rss_mib("VmRSS")
-        _reset_peak_rss()
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
-        for _ in range(job["warmup"]):
-            step()
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(job["steps"]):
-            step()
-        sync()
-        seconds = time.perf_counter() - t0
-        peak = _rss_mib("VmHWM")
-    images = job["steps"] * job["clients"] * (run["batch_private"] + run["batch_public"])
-    return {**{k: job[k] for k in ("variant", "clients", "heads")}, "img_s": round(images / seconds, 1),
-            "rss_before_steps_mib": round(rss_before, 1), "peak_rss_mib": round(peak, 1),
-            "step_rss_mib": round(peak - rss_before, 1),
-            "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-            "device": str(trainer.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
-            "channels_last": run["channels_last"], "compile": run["compile"]}
-
-
 def scale(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto", threads: int = 0,
           clients: tuple[int, ...] = CLIENTS, heads: tuple[int, ...] = HEADS, progress: bool = True) -> dict:
     """Measure every variant at every N (the config's H), and the two engines at every H (N = 8,
     or the largest N asked for if smaller)."""
     from . import config as mconfig
+    from .bench import isolated
 
-    h0 = mconfig.load_any(config_path)["run"]["heads"] or 1
+    cfg_run = mconfig.load_any(config_path)["run"]
+    h0 = cfg_run["heads"] or 1
     n_h = 8 if 8 in clients else max(clients)
     base = {"config": config_path, "device": device, "threads": threads,
-            "warmup": 2 if quick else 3, "steps": 4 if quick else 15}
-    jobs = [{**base, "variant": v, "clients": n, "heads": h0} for n in clients for v in VARIANTS]
-    jobs += [{**base, "variant": v, "clients": n_h, "heads": h} for h in heads if h != h0 for v in VARIANTS[:2]]
-    rows = []
-    # one process per measurement: max_tasks_per_child=1 gives each its own peak memory
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        for job, row in zip(jobs, pool.map(_measure, jobs)):
-            rows.append(row)
-            if progress:
-                print(f"  {row['variant']:>10}  N={row['clients']:<3} H={row['heads']}: {row['img_s']:>9.1f} img/s, "
-                      f"peak RSS {row['peak_rss_mib']:.0f} MiB (+{row['step_rss_mib']:.0f} in the steps)"
-                      + (f", GPU {row['gpu_max_allocated_mib']:.0f} MiB" if row["gpu_max_allocated_mib"] else ""),
-                      file=sys.stderr, flush=True)
+            "warmup": 2 if quick else 3, "steps": 4 if quick else 30}
+
+    def job(variant: str, n: int, h: int) -> dict:
+        over = {"method": "mhd", "clients": n, "heads": h, "scheme": "skew", "skew": 1.0,
+                "samples_per_client": min(1000, cfg_run["samples_per_client"]),
+                "engine": "loop" if variant == "plain" else variant}
+        return {**base, "variant": "plain" if variant == "plain" else "trainer", "label": variant, "overrides": over}
+
+    plan = [(v, n, h0) for n in clients for v in VARIANTS] + [(v, n_h, h) for h in heads if h != h0 for v in VARIANTS[:2]]
+
+    def report(row: dict) -> None:
+        if progress:
+            mem = f", GPU {row['gpu_max_allocated_mib']:.0f} MiB" if row["gpu_max_allocated_mib"] else ""
+            print(f"  {row['variant']:>10}  N={row['clients']:<3} H={row['heads']}: {row['img_s']:>9.1f} img/s, peak RSS "
+                  f"{row['peak_rss_mib']:.0f} MiB (+{row['step_rss_mib']:.0f} in the steps){mem}", file=sys.stderr, flush=True)
+
+    rows = isolated([job(*p) for p in plan], report)
     speed = {(r["variant"], r["clients"], r["heads"]): r["img_s"] for r in rows}
     ratios = {str(n): {"vectorised_vs_loop": round(speed["vectorised", n, h0] / speed["loop", n, h0], 3),
                        "vectorised_vs_plain": round(speed["vectorised", n, h0] / speed["plain", n, h0], 3),

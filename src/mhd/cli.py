@@ -131,10 +131,6 @@ def cmd_train(args) -> None:
 def cmd_bench(args) -> None:
     from .bench import bench
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     if args.scale:
         from .bench_scale import figure, scale
 
@@ -143,7 +139,7 @@ def cmd_bench(args) -> None:
         figure(result, args.figure)
         print(f"figure: {args.figure}", file=sys.stderr)
     else:
-        result = bench(args.config, quick=args.quick, device=args.device)
+        result = bench(args.config, quick=args.quick, device=args.device, threads=args.threads)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
