@@ -1,18 +1,26 @@
 import json
 
+import pytest
 import yaml
 
 from mhd import config as mconfig
 from mhd.cli import main
 
 
-def test_bench_quick_prints_one_json_object(repo, tiny_idx, tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def bench_config(repo, tiny_idx, tmp_path):
+    """The default config on the tiny dataset: 4 clients, small batches."""
     cfg = mconfig.merge(mconfig.read_yaml(repo / "config" / "config.yaml"),
                         {"dataset": {"root": str(tiny_idx), "verify": False, "download": False},
                          "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8},
                          "experiments": {"bench": {"rows": [{}]}}})
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_bench_quick_prints_one_json_object(bench_config, tmp_path, capsys, monkeypatch):
+    path = bench_config
     monkeypatch.chdir(tmp_path)  # no prepared cache here: bench prepares its own
     assert main(["bench", "--config", str(path), "--quick", "--out", str(tmp_path / "b.json")]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -23,13 +31,8 @@ def test_bench_quick_prints_one_json_object(repo, tiny_idx, tmp_path, capsys, mo
     assert abs(result["vs_naive"] - result["mhd_img_s"] / result["naive_img_s"]) < 0.01
 
 
-def test_bench_scale_measures_every_variant_in_its_own_process(repo, tiny_idx, tmp_path, capsys, monkeypatch):
-    cfg = mconfig.merge(mconfig.read_yaml(repo / "config" / "config.yaml"),
-                        {"dataset": {"root": str(tiny_idx), "verify": False, "download": False},
-                         "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8},
-                         "experiments": {"bench": {"rows": [{}]}}})
-    path = tmp_path / "bench.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+def test_bench_scale_measures_every_variant_in_its_own_process(bench_config, tmp_path, capsys, monkeypatch):
+    path = bench_config
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--scale", "--quick", "--config", str(path), "--clients", "2", "4", "--threads", "1",
                  "--figure", str(tmp_path / "scale.png"), "--out", str(tmp_path / "scale.json")]) == 0

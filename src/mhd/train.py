@@ -62,12 +62,11 @@ def resolve_engine(run: dict, device: torch.device, models: nn.ModuleList) -> st
     where the loop measured as fast (README, Performance). One model (centralized): the loop."""
     if run["engine"] == "loop" or run["method"] == "centralized":
         return "loop"
-    bad = sorted({f"{run['architecture'] if not run.get('architectures') else 'architectures'}: {b}"
-                  for m in models for b in unsupported_layers(m)})
+    bad = sorted({b for m in models for b in unsupported_layers(m)})
     if run["engine"] == "vectorised":
         if bad:
-            raise ConfigError(f"engine = 'vectorised', but these layers cannot run side by side: {'; '.join(bad[:5])}; "
-                              f"allowed: engine auto or loop")
+            raise ConfigError(f"engine = 'vectorised', but these layers of {methods.architectures(run)[0]!r} cannot run "
+                              f"side by side: {'; '.join(bad[:5])}; allowed: engine auto or loop")
         return "vectorised"
     return "vectorised" if device.type == "cuda" and not bad else "loop"
 
