@@ -28,6 +28,8 @@ def test_bench_quick_prints_one_json_object(bench_config, tmp_path, capsys, monk
     assert result["clients"] == 4 and result["heads"] == 3 and result["device"] == "cpu"
     for key in ("mhd_img_s", "naive_img_s", "plain_img_s"):
         assert result[key] > 0
+    assert result["memory"] == "step_rss_mib"
+    assert all(result[f"{v}_memory_mib"] >= 0 for v in ("mhd", "naive", "plain"))
     assert abs(result["vs_naive"] - result["mhd_img_s"] / result["naive_img_s"]) < 0.01
 
 

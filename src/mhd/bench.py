@@ -212,4 +212,8 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
     return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",
                                  "batch_public", "architecture", "topology")},
             "steps_timed": steps, "mhd_img_s": mhd, "naive_img_s": naive, "plain_img_s": plain,
-            "vs_naive": round(mhd / naive, 3), "vs_plain": round(mhd / plain, 3)}
+            "vs_naive": round(mhd / naive, 3), "vs_plain": round(mhd / plain, 3),
+            # peak memory of each variant's steps: GPU max allocated, or the CPU resident memory they add
+            "memory": "gpu_max_allocated_mib" if t["gpu_max_allocated_mib"] is not None else "step_rss_mib",
+            **{f"{name}_memory_mib": rows[v]["gpu_max_allocated_mib"] if t["gpu_max_allocated_mib"] is not None
+               else rows[v]["step_rss_mib"] for name, v in (("mhd", "trainer"), ("naive", "naive"), ("plain", "plain"))}}
