@@ -1,7 +1,8 @@
 """`mhd bench`: throughput of the lock-step trainer against a naive federated loop and plain training.
 
 Each runs in its own fresh process, on the same data and backbone:
-- mhd:   the trainer (tensor batches, one forward per client per step, teachers shared in the step);
+- mhd:   the trainer with the run's engine (tensor batches, one forward per client or one wide
+         forward per architecture per step, teachers shared in the step);
 - naive: the way common federated codebases do it: a torch DataLoader per client with per-sample
          torchvision transforms, clients trained one after another, and each client recomputing
          its teachers' outputs on the public batch (one forward per neighbour per client per step);
@@ -206,7 +207,10 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
     steps, warmup = (8, 2) if quick else (40, 5)
     base = {"config": config_path, "overrides": {"method": "mhd", "heads": heads}, "device": device,
             "threads": threads, "warmup": warmup, "steps": steps}
-    rows = {r["variant"]: r for r in isolated([{**base, "variant": v} for v in ("trainer", "plain", "naive")])}
+    # plain and naive use the trainer only for its data: the loop engine, so no wide model is built
+    jobs = [{**base, "variant": v, "overrides": {**base["overrides"], **({} if v == "trainer" else {"engine": "loop"})}}
+            for v in ("trainer", "plain", "naive")]
+    rows = {r["variant"]: r for r in isolated(jobs)}
     t = rows["trainer"]
     mhd, plain, naive = t["img_s"], rows["plain"]["img_s"], rows["naive"]["img_s"]
     return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",

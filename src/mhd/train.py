@@ -59,16 +59,17 @@ def pick_device(name: str) -> torch.device:
 
 def resolve_engine(run: dict, device: torch.device, models: nn.ModuleList) -> str:
     """`engine` of the run -> "loop" or "vectorised". auto: vectorised on CUDA, the loop on the CPU,
-    where the loop measured as fast (README, Performance). One model (centralized): the loop."""
-    if run["engine"] == "loop" or run["method"] == "centralized":
+    where the loop measured faster (README, Performance). One model (centralized): the loop."""
+    if run["engine"] == "loop" or run["method"] == "centralized" or (run["engine"] == "auto" and device.type != "cuda"):
         return "loop"
-    bad = sorted({b for m in models for b in unsupported_layers(m)})
+    one_each = {arch: m for arch, m in zip(methods.architectures(run), models)}  # one model per architecture
+    bad = sorted({f"{arch}: {b}" for arch, m in one_each.items() for b in unsupported_layers(m)})
     if run["engine"] == "vectorised":
         if bad:
-            raise ConfigError(f"engine = 'vectorised', but these layers of {methods.architectures(run)[0]!r} cannot run "
-                              f"side by side: {'; '.join(bad[:5])}; allowed: engine auto or loop")
+            raise ConfigError(f"engine = 'vectorised', but these layers cannot run side by side: {'; '.join(bad[:5])}; "
+                              f"allowed: engine auto or loop")
         return "vectorised"
-    return "vectorised" if device.type == "cuda" and not bad else "loop"
+    return "loop" if bad else "vectorised"
 
 
 class Trainer:
