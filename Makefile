@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test bench bench-scale pull lock clean-venv
+.PHONY: setup dataset all_figures test bench bench-scale bench-gpu pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -45,6 +45,16 @@ bench: setup
 
 bench-scale: setup
 	$(BIN)/mhd bench --scale
+
+# The vectorised engine's GPU goals (README, Performance): --scale with ResNet-20 clients, then the
+# CUDA tests. Not `setup`: .venv holds the CPU wheel, so name a Python with a CUDA build of torch and
+# the package's dependencies, e.g. `make bench-gpu GPU_PYTHON=python3`.
+GPU_PYTHON ?= $(BIN)/python
+GPU_NAME ?= gpu
+bench-gpu:
+	PYTHONPATH=src $(GPU_PYTHON) -m mhd bench --scale --config config/bench-gpu.yaml \
+	  --out benchmarks/results/scale-$(GPU_NAME).json --figure figures/bench_scale_$(GPU_NAME).png
+	PYTHONPATH=src $(GPU_PYTHON) -m pytest -q tests/test_gpu.py
 
 # dvc pull, then give the pulled files their workflow order of modification times: DVC restores
 # files in any order, and Snakemake reruns a job whose input is newer than its output.

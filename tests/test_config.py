@@ -103,6 +103,8 @@ def test_tools_take_a_whole_config_or_an_overlay(repo, tmp_path, monkeypatch):
     assert paper["run"]["architecture"] == "resnet20" and paper["run"]["engine"] == "auto"
     assert paper["experiments"] == mconfig.read_yaml("config/config.yaml")["experiments"]
     assert mconfig.load_any("config/config.yaml") == mconfig.load("config/config.yaml")
+    gpu = mconfig.load_any("config/bench-gpu.yaml")["run"]  # the overlay of `make bench-gpu`
+    assert (gpu["architecture"], gpu["clients"], gpu["device"]) == ("resnet20", 8, "cuda")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="overlay .*lacks experiments.*run from the repository root"):
         mconfig.load_any(repo / "config" / "paper.yaml")

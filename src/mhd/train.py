@@ -78,7 +78,7 @@ class Trainer:
         self.run = methods.effective(run)
         r = self.run
         self.device = pick_device(device if device != "auto" else r.get("device", "auto"))
-        self.amp = self.device.type == "cuda"
+        self.amp = self.device.type == "cuda"  # bf16 autocast (tests switch it on for the CPU too)
         tensors, self.data_meta = datasets.load(prepared)
         split, self.split_meta = splits.read(split_dir)
         edges, self.graph_meta = graphs.read(graph_dir)
@@ -141,7 +141,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def train_step(self) -> None:
         r, t = self.run, self.step
