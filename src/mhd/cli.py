@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput: trainer vs a naive federated loop vs plain training (JSON)")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--quick", action="store_true", help="a few steps each: under a minute on 2 CPU cores")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the config's run.device (cuda in config/bench-gpu.yaml)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument("--scale", action="store_true",
