@@ -20,18 +20,26 @@ def tiny_idx(tmp_path_factory) -> Path:
     return fakedata.write_idx(tmp_path_factory.mktemp("raw") / "tiny_fmnist")
 
 
+def make_trainer(run: dict, inputs: dict, device: str = "cpu", graph: str = "graph_dir"):
+    """A Trainer of `run` on the tiny dataset's split and `graph` (the ring unless told)."""
+    from mhd.learning.federation import Federation
+    from mhd.learning.trainer import Trainer
+
+    return Trainer(run, Federation.load(run, inputs["prepared"], inputs["split_dir"], inputs[graph], device))
+
+
 @pytest.fixture(scope="session")
 def tiny_prepared(tiny_idx, tmp_path_factory) -> Path:
-    from mhd import datasets
+    from mhd.data import datasets
 
     out = tmp_path_factory.mktemp("prepared") / "fashion_mnist.pt"
-    datasets.prepare("fashion_mnist", out, root=str(tiny_idx), download=False, strict=False)
+    datasets.prepare("fashion_mnist", out, root=str(tiny_idx), download=False, verify=False)
     return out
 
 
 @pytest.fixture(scope="session")
 def inputs(tiny_prepared, tmp_path_factory):
-    from mhd import datasets, graphs, splits
+    from mhd.data import datasets, graphs, splits
 
     tensors, meta = datasets.load(tiny_prepared)
     labels = tensors["train_y"].numpy()

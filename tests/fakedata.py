@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mhd.datasets import IDX_FILES
+from mhd.data.datasets import IDX_FILES
 
 
 def _idx_bytes(arr: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fakedata
-from mhd import datasets
+from mhd.data import datasets
 from mhd.errors import DataError
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -26,7 +26,7 @@ def test_idx_round_trip(tmp_path, gz):
 
 def test_prepare_and_load(tiny_idx, tmp_path):
     out = tmp_path / "p" / "fashion_mnist.pt"
-    rec = datasets.prepare("fashion_mnist", out, root=str(tiny_idx), download=False, strict=False)
+    rec = datasets.prepare("fashion_mnist", out, root=str(tiny_idx), download=False, verify=False)
     tensors, meta = datasets.load(out)
     assert meta == rec
     assert tensors["train_x"].dtype == torch.uint8 and tensors["train_y"].dtype == torch.int64
@@ -36,7 +36,7 @@ def test_prepare_and_load(tiny_idx, tmp_path):
 
 def test_strict_verification_rejects_a_subset(tiny_idx, tmp_path):
     with pytest.raises(DataError, match=r"60000.*dataset.verify: false"):
-        datasets.prepare("fashion_mnist", tmp_path / "x.pt", root=str(tiny_idx), download=False, strict=True)
+        datasets.prepare("fashion_mnist", tmp_path / "x.pt", root=str(tiny_idx), download=False, verify=True)
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -66,7 +66,7 @@ def test_corrupt_gzip_is_refused(tmp_path):
 def test_labels_out_of_range_are_refused(tmp_path):
     folder = fakedata.write_idx(tmp_path / "idx", classes=12, train_per_class=10, test_per_class=2)
     with pytest.raises(DataError, match="labels span 0..11, expected 0..9"):
-        datasets.prepare("fashion_mnist", tmp_path / "x.pt", root=str(folder), download=False, strict=False)
+        datasets.prepare("fashion_mnist", tmp_path / "x.pt", root=str(folder), download=False, verify=False)
 
 
 @pytest.mark.parametrize("classes", [10, 100])
@@ -74,7 +74,7 @@ def test_cifar_pickles(tmp_path, classes):
     folder = fakedata.write_cifar(tmp_path / "cifar", classes=classes)
     name = "cifar10" if classes == 10 else "cifar100"
     out = tmp_path / f"{name}.pt"
-    rec = datasets.prepare(name, out, root=str(folder), download=False, strict=False)
+    rec = datasets.prepare(name, out, root=str(folder), download=False, verify=False)
     tensors, _ = datasets.load(out)
     per_file = 1 if classes == 100 else 5
     assert tensors["train_x"].shape == (classes * 5 * per_file, 3, 32, 32)
@@ -120,7 +120,7 @@ def test_missing_prepared_cache_names_the_fix(tmp_path):
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_verifies(tmp_path):
-    rec = datasets.prepare("fashion_mnist", tmp_path / "f.pt", download=False, strict=True)
+    rec = datasets.prepare("fashion_mnist", tmp_path / "f.pt", download=False, verify=True)
     assert rec["shapes"]["train_x"] == [60000, 1, 28, 28]
     assert rec["class_counts"]["train"] == [6000] * 10
     assert json.loads((tmp_path / "f.json").read_text())["verified"] is True
@@ -136,4 +136,4 @@ def test_tampered_real_file_fails_its_hash(tmp_path):
     data[100] = (data[100] + 1) % 10
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(data)))
     with pytest.raises(DataError, match="sha256"):
-        datasets.prepare("fashion_mnist", tmp_path / "f.pt", root=str(folder), download=False, strict=True)
+        datasets.prepare("fashion_mnist", tmp_path / "f.pt", root=str(folder), download=False, verify=True)

@@ -3,16 +3,15 @@ synchronisation inside a training step, and the two engines agree under bf16 aut
 
 import pytest
 import torch
+from conftest import make_trainer
 from test_train import make_run
-
-from mhd import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _trainer(repo, inputs, engine, **over):
     run = make_run(repo, engine=engine, device="cuda", **over)
-    return train.Trainer(run, inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], "cuda")
+    return make_trainer(run, inputs, "cuda")
 
 
 @pytest.mark.parametrize("engine", ["loop", "vectorised"])

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mhd import graphs
+from mhd.data import graphs
 from mhd.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def degrees(edges, n):
        st.booleans(), st.integers(0, 1000))
 def test_graph_properties(topology, n, islands, degree, directed, seed):
     try:
-        edges = graphs.make(topology, n, islands=islands, degree=degree, directed=directed, seed=seed)
+        edges = graphs.make(topology, n, islands=islands, degree=degree, directed=directed, graph_seed=seed)
     except ConfigError:
         return
     assert edges == sorted(set(edges)), "duplicate or unsorted edges"
@@ -50,9 +50,9 @@ def test_in_neighbours_follow_the_edges():
 
 
 def test_random_regular_is_seeded():
-    a = graphs.make("regular", 10, degree=3, seed=1)
-    assert a == graphs.make("regular", 10, degree=3, seed=1)
-    assert a != graphs.make("regular", 10, degree=3, seed=2)
+    a = graphs.make("regular", 10, degree=3, graph_seed=1)
+    assert a == graphs.make("regular", 10, degree=3, graph_seed=1)
+    assert a != graphs.make("regular", 10, degree=3, graph_seed=2)
 
 
 @pytest.mark.parametrize("topology, n, kwargs, message", [

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mhd import losses
+from mhd.learning import losses, teachers
 
 
 def probs(*rows):
@@ -24,34 +24,34 @@ def test_max_confidence_picks_the_most_confident_sender_per_sample():
     senders = torch.tensor([[False, True, True],    # receiver 0 hears 1 and 2
                             [True, True, True],     # receiver 1 hears everyone
                             [False, False, False]])  # receiver 2 hears nobody
-    w = losses.teacher_weights(P, senders, "max_confidence")
+    w = teachers.teacher_weights(P, senders, "max_confidence")
     assert w.shape == (3, 3, 2, 1)
     assert w[0, :, 0, 0].tolist() == [0, 1, 0]     # sample 0: sender 1 (0.8) beats sender 2 (0.7)
     assert w[0, :, 1, 0].tolist() == [0, 0, 1]     # sample 1: sender 2 (0.8) beats sender 1 (0.5)
     assert w[1, :, 1, 0].tolist() == [1, 0, 0]     # sample 1: sender 0 (0.9) when it is heard
     assert w[2].abs().sum() == 0                   # no sender: no target
-    t = losses.teacher_targets(P, w)
+    t = teachers.teacher_targets(P, w)
     assert torch.equal(t[0, 0, 0], P[1, 0, 0]) and torch.equal(t[0, 1, 0], P[2, 1, 0])
 
 
 def test_mean_and_confidence_weighted_rules():
     senders = torch.tensor([[True, True, False]])
-    mean = losses.teacher_targets(P, losses.teacher_weights(P, senders, "mean"))
+    mean = teachers.teacher_targets(P, teachers.teacher_weights(P, senders, "mean"))
     assert torch.allclose(mean[0, 0, 0], torch.tensor([0.7, 0.3]))
-    cw = losses.teacher_targets(P, losses.teacher_weights(P, senders, "confidence_weighted"))
+    cw = teachers.teacher_targets(P, teachers.teacher_weights(P, senders, "confidence_weighted"))
     # sample 0: confidences 0.6 and 0.8 -> weights 3/7 and 4/7
     expected = (0.6 * P[0, 0, 0] + 0.8 * P[1, 0, 0]) / 1.4
     assert torch.allclose(cw[0, 0, 0], expected)
     with pytest.raises(ValueError, match="unknown teacher rule 'vote'"):
-        losses.teacher_weights(P, senders, "vote")
+        teachers.teacher_weights(P, senders, "vote")
 
 
 def test_chained_heads_use_the_previous_head():
     # one sender, one sample, heads 0 and 1 give different predictions; head k of the receiver
     # is taught by head k-1 of the sender, so the targets are the sender's heads 0..H-1.
     p = torch.tensor([[[[0.9, 0.1], [0.2, 0.8]]]])   # J=1, B=1, K=2, C=2
-    w = losses.teacher_weights(p[:, :, :1], torch.tensor([[True]]), "max_confidence")
-    assert torch.equal(losses.teacher_targets(p[:, :, :1], w)[0, 0, 0], p[0, 0, 0])
+    w = teachers.teacher_weights(p[:, :, :1], torch.tensor([[True]]), "max_confidence")
+    assert torch.equal(teachers.teacher_targets(p[:, :, :1], w)[0, 0, 0], p[0, 0, 0])
 
 
 def test_kl_is_zero_when_student_equals_teacher_and_exact_otherwise():

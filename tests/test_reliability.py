@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mhd import config as mconfig
-from mhd import graphs, splits
+from mhd.data import graphs, splits
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def spec_file(repo, tiny_prepared, tmp_path_factory):
     """A RUN.yaml for `mhd train`: MHD, 4 clients, 150 steps, a checkpoint every 10."""
-    from mhd import datasets
+    from mhd.data import datasets
 
     root = tmp_path_factory.mktemp("reliability")
     tensors, _ = datasets.load(tiny_prepared)
@@ -66,7 +66,7 @@ def test_sigkill_mid_run_then_resume_is_exact(spec_file, uninterrupted, tmp_path
 KILL_DURING_SECOND_CHECKPOINT = textwrap.dedent("""
     import os, signal, sys, tempfile
     from pathlib import Path
-    import mhd.io as mio
+    import mhd.data.files as mio
     real, calls = mio.write_bytes, []
 
     def dying_write(path, data):

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mhd import splits
+from mhd.data import splits
 from mhd.errors import ConfigError
 
 LABELS = np.repeat(np.arange(10), 400)  # 4000 samples, 10 balanced classes
@@ -16,7 +16,7 @@ split_args = st.fixed_dictionaries({
     "alpha": st.floats(0.05, 10),
     "public_fraction": st.floats(0, 0.5),
     "samples_per_client": st.integers(1, 150),
-    "seed": st.integers(0, 2**31),
+    "split_seed": st.integers(0, 2**31),
 })
 
 
@@ -64,11 +64,11 @@ def test_skew_one_is_iid():
 
 def test_identical_inputs_identical_bytes(tmp_path):
     for d in ("a", "b"):
-        s = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, seed=7)
+        s = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, split_seed=7)
         splits.write(tmp_path / d, s, LABELS, 10, {"clients": 3, "seed": 7})
     for f in ("indices.csv", "stats.csv", "split.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
-    other = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, seed=8)
+    other = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, split_seed=8)
     assert not all(np.array_equal(a, b) for a, b in zip(other.private, s.private))
 
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mhd import config as mconfig
-from mhd import train
+from conftest import make_trainer
+
+from mhd.learning import run as train
 from mhd.errors import ConfigError, DataError
 
 
@@ -59,7 +61,7 @@ def test_centralized_is_one_model_reported_for_every_client(repo, inputs, tmp_pa
 
 def test_fedavg_leaves_clients_equal_after_a_round(repo, inputs):
     run = make_run(repo, method="fedavg", fedavg_every=3)
-    t = train.Trainer(run, inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], "cpu")
+    t = make_trainer(run, inputs)
     for _ in range(3):
         t.train_step()
     w = [m.heads.weight for m in t.models]
@@ -82,8 +84,8 @@ def test_heterogeneous_clients_with_embedding_distillation(repo, inputs, tmp_pat
     m = fit(repo, inputs, tmp_path, method="mhd", heads=1, nu_emb=1.0,
             architectures=["cnn", "resnet8", "cnn", "resnet8"])
     assert set(m.client) == {0, 1, 2, 3}
-    t = train.Trainer(make_run(repo, method="mhd", heads=1, nu_emb=1.0, architectures=["cnn", "resnet8", "cnn", "resnet8"]),
-                      inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], "cpu")
+    t = make_trainer(make_run(repo, method="mhd", heads=1, nu_emb=1.0, architectures=["cnn", "resnet8", "cnn", "resnet8"]),
+                     inputs)
     # ring: client 0 hears clients 1 (resnet8, 64 dims) and 3 (resnet8): one projection 128 -> 64
     assert list(t.projections[0].keys()) == ["64"]
 
@@ -119,7 +121,7 @@ def test_bad_run_settings_are_refused(repo, inputs, tmp_path):
         make_run(repo, method="mhd", heads=0)
     with pytest.raises(ConfigError, match="architectures lists 5 entries"):
         make_run(repo, architectures=["cnn"] * 5)
-    from mhd import methods
+    from mhd.learning import methods
     assert methods.architectures(make_run(repo, architectures=["cnn_small", "cnn"])) == ["cnn_small", "cnn"] * 2
     with pytest.raises(ConfigError, match="same architecture"):
         make_run(repo, method="fedavg", architectures=["cnn", "resnet8", "cnn", "cnn"])
@@ -135,7 +137,7 @@ def test_bad_run_settings_are_refused(repo, inputs, tmp_path):
 def test_full_disk_during_a_checkpoint_keeps_the_previous_one(repo, inputs, tmp_path, monkeypatch):
     import errno
 
-    import mhd.io
+    import mhd.data.files
     from mhd.errors import MHDError
 
     run = make_run(repo, method="isolated")
@@ -146,7 +148,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(repo, inputs, tmp_
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(mhd.io.os, "fsync", no_space)
+    monkeypatch.setattr(mhd.data.files.os, "fsync", no_space)
     with pytest.raises(MHDError, match="No space left on device; the previous version"):
         train.train(run, *args, device="cpu", progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == before

@@ -9,9 +9,13 @@ import torch
 from test_train import make_run
 from torch import nn
 
-from mhd import models, train
+from conftest import make_trainer
+
+from mhd.learning import checkpoint, models
+from mhd.learning import run as train
+from mhd.learning.evaluation import evaluate
 from mhd.errors import ConfigError
-from mhd.vectorised import WideClients, unsupported_layers
+from mhd.learning.vectorised import WideClients, unsupported_layers
 
 # float32 training: rounding differs from step 1 and grows; after 8 steps weights agree to ~1e-4
 TOL_TRAIN = {"rtol": 1e-3, "atol": 5e-4}
@@ -71,7 +75,7 @@ def test_unsupported_layers_are_named_and_refused():
 
 def _trainer(repo, inputs, engine, **over):
     run = make_run(repo, engine=engine, **over)
-    return train.Trainer(run, inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], "cpu")
+    return make_trainer(run, inputs)
 
 
 CASES = {
@@ -84,7 +88,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_training_equals_the_loop(repo, inputs, case):
     runs = {e: _trainer(repo, inputs, e, **CASES[case]) for e in ("loop", "vectorised")}
-    assert {e: t.engine for e, t in runs.items()} == {"loop": "loop", "vectorised": "vectorised"}
+    assert {e: t.engine.name for e, t in runs.items()} == {"loop": "loop", "vectorised": "vectorised"}
     for t in runs.values():
         for _ in range(8):
             t.train_step()
@@ -92,7 +96,7 @@ def test_training_equals_the_loop(repo, inputs, case):
     torch.testing.assert_close(vec.loss_sum, loop.loss_sum, **TOL_TRAIN)
     for (name, a), b in zip(loop.models.state_dict().items(), vec.models.state_dict().values()):
         torch.testing.assert_close(b, a, **TOL_TRAIN, msg=name)
-    metrics = [pd.DataFrame(t.evaluate(), columns=["step", "client", "head", "metric", "value"]) for t in (loop, vec)]
+    metrics = [pd.DataFrame(evaluate(t), columns=["step", "client", "head", "metric", "value"]) for t in (loop, vec)]
     torch.testing.assert_close(torch.tensor(metrics[1].value.values), torch.tensor(metrics[0].value.values),
                                rtol=0, atol=0.02)
 
@@ -105,14 +109,14 @@ def test_checkpoints_resume_under_either_engine(repo, inputs, tmp_path):
     first = _trainer(repo, inputs, "vectorised", **over)
     for _ in range(3):
         first.train_step()
-    first.save(tmp_path / "a.pt")
+    checkpoint.save(first, tmp_path / "a.pt")
     # through the loop engine and back: the optimiser state survives both layout changes
     middle = _trainer(repo, inputs, "loop", **over)
-    middle.load(tmp_path / "a.pt")
+    checkpoint.load(middle, tmp_path / "a.pt")
     assert middle.opt.state_dict()["state"][0]["momentum_buffer"].shape == middle.models[0].backbone.features[0].weight.shape
-    middle.save(tmp_path / "b.pt")
+    checkpoint.save(middle, tmp_path / "b.pt")
     resumed = _trainer(repo, inputs, "vectorised", **over)
-    resumed.load(tmp_path / "b.pt")
+    checkpoint.load(resumed, tmp_path / "b.pt")
     for _ in range(3):
         resumed.train_step()
     for a, b in zip(straight.models.state_dict().values(), resumed.models.state_dict().values()):
@@ -121,7 +125,7 @@ def test_checkpoints_resume_under_either_engine(repo, inputs, tmp_path):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
     # and the loop engine continues from the vectorised checkpoint like the vectorised run
     middle_steps = _trainer(repo, inputs, "loop", **over)
-    middle_steps.load(tmp_path / "a.pt")
+    checkpoint.load(middle_steps, tmp_path / "a.pt")
     for _ in range(3):
         middle_steps.train_step()
     for a, b in zip(straight.models.state_dict().values(), middle_steps.models.state_dict().values()):
@@ -129,8 +133,8 @@ def test_checkpoints_resume_under_either_engine(repo, inputs, tmp_path):
 
 
 def test_auto_is_the_loop_on_the_cpu_and_engine_is_recorded(repo, inputs, tmp_path):
-    assert _trainer(repo, inputs, "auto").engine == "loop"
-    assert _trainer(repo, inputs, "vectorised", method="centralized").engine == "loop"
+    assert _trainer(repo, inputs, "auto").engine.name == "loop"
+    assert _trainer(repo, inputs, "vectorised", method="centralized").engine.name == "loop"
     record = train.train(make_run(repo, engine="vectorised", steps=2, eval_every=2), inputs["prepared"],
                          inputs["split_dir"], inputs["graph_dir"], tmp_path, device="cpu", progress=False)
     assert record["engine"] == "vectorised"
@@ -138,7 +142,7 @@ def test_auto_is_the_loop_on_the_cpu_and_engine_is_recorded(repo, inputs, tmp_pa
 
 def test_compiled_forward_trains_like_the_eager_one(repo, inputs):
     runs = [_trainer(repo, inputs, "vectorised", method="mhd", heads=1, compile=c) for c in (False, True)]
-    assert not hasattr(runs[0].forward_fns[0], "_orig_mod") and hasattr(runs[1].forward_fns[0], "_orig_mod")
+    assert not hasattr(runs[0].engine.forward_fns[0], "_orig_mod") and hasattr(runs[1].engine.forward_fns[0], "_orig_mod")
     for t in runs:
         for _ in range(3):
             t.train_step()
@@ -160,4 +164,6 @@ def test_engines_agree_under_bf16_autocast(repo, inputs):
         if a.is_floating_point():
             torch.testing.assert_close(b, a, rtol=5e-2, atol=5e-3, msg=name)
     for t in runs:  # last: this forward updates the BatchNorm statistics
-        assert t.forward(t.data.private_batch(t.data.generator(0, 0), 4)[0])[1].dtype == torch.bfloat16
+        x_priv = t.fed.data.private_batch(t.fed.data.generator(0, 0), 4)[0]
+        with t.autocast():
+            assert t.engine.forward(x_priv, t.teachers.public_x)[1].dtype == torch.bfloat16

@@ -10,66 +10,77 @@ from pathlib import Path
 from .errors import MHDError
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def cmd_check(args) -> None:
     """Validate a config and list the splits and graphs its experiments use."""
     from . import config as mconfig
 
-    cfg = mconfig.load_layered(args.configs[0], args.configs[1:])
-    for name, runs in mconfig.expand(cfg).items():
+    config = mconfig.merge_layered(args.configs[0], args.configs[1:])
+    cfg, planned = mconfig.plan(config, source=" + ".join(args.configs))
+    for name, runs in planned.items():
         splits = sorted({mconfig.split_id(cfg["dataset"]["name"], r) for r in runs})
         graphs = sorted({mconfig.graph_id(r) for r in runs})
         print(f"{name}: {len(runs)} runs, splits: {', '.join(splits)}; graphs: {', '.join(graphs)}")
     print(f"{' + '.join(args.configs)}: valid")
 
 
-def cmd_prepare(args) -> None:
-    from . import datasets
+def _params(text: str, flag: str = "--params") -> dict:
+    try:
+        params = json.loads(text)
+    except ValueError as exc:
+        raise MHDError(f"{flag} {text!r}: not JSON ({exc})") from exc
+    if not isinstance(params, dict):
+        raise MHDError(f"{flag} {text!r}: expected a JSON object of keyword arguments")
+    return params
 
-    rec = datasets.prepare(args.dataset, args.out, root=args.root, download=args.download,
-                           strict=args.verify, image_size=args.image_size, raw_dir=args.raw_dir)
+
+def cmd_prepare(args) -> None:
+    from .data import datasets
+
+    params = _keywords(datasets.prepare, _params(args.params), "prepare", given=("name", "out", "raw_dir"))
+    rec = datasets.prepare(args.dataset, args.out, raw_dir=args.raw_dir, **params)
     print(f"prepared {rec['name']} from {rec['source']}: train {rec['shapes']['train_x']}, "
           f"test {rec['shapes']['test_x']}, {rec['classes']} classes -> {args.out}")
 
 
+def _keywords(fn, params: dict, command: str, given: tuple = ()) -> dict:
+    """`params` checked against the keywords of `fn` (those in `given` the command passes itself):
+    a wrong or missing key is the user's error, named, not a traceback."""
+    import inspect
+
+    signature = inspect.signature(fn).parameters
+    allowed = [k for k in signature if k not in given]
+    unknown = sorted(set(params) - set(allowed))
+    missing = [k for k in allowed if signature[k].default is inspect.Parameter.empty and k not in params]
+    if unknown or missing:
+        raise MHDError(f"mhd {command} --params: " + "; ".join(
+            ([f"unknown key {', '.join(map(repr, unknown))}"] if unknown else [])
+            + ([f"missing key {', '.join(map(repr, missing))}"] if missing else [])) + f"; allowed: {', '.join(allowed)}")
+    return params
+
+
 def cmd_split(args) -> None:
-    from . import config as mconfig
-    from . import datasets, splits
+    from .data import datasets, splits
 
     tensors, meta = datasets.load(args.prepared)
     labels = tensors["train_y"].numpy()
-    params = mconfig.split_params({"clients": args.clients, "scheme": args.scheme, "skew": args.skew,
-                                   "alpha": args.alpha, "public_fraction": args.public_fraction,
-                                   "samples_per_client": args.samples_per_client, "split_seed": args.seed})
-    split = splits.make(labels, meta["classes"], clients=args.clients, scheme=args.scheme, skew=args.skew,
-                        alpha=args.alpha, public_fraction=args.public_fraction,
-                        samples_per_client=args.samples_per_client, seed=args.seed)
+    params = _keywords(splits.make, _params(args.params), "split", given=("labels", "classes"))
+    split = splits.make(labels, meta["classes"], **params)
     splits.write(args.out, split, labels, meta["classes"], {"dataset": meta["name"], **params})
-    print(f"split of {meta['name']}: {args.clients} clients x {args.samples_per_client} private samples, "
+    print(f"split of {meta['name']}: {params['clients']} clients x {params['samples_per_client']} private samples, "
           f"{len(split.public)} public -> {args.out}")
 
 
 def cmd_graph(args) -> None:
-    from . import config as mconfig
-    from . import graphs
+    from .data import graphs
 
-    edges = graphs.make(args.topology, args.clients, islands=args.islands, degree=args.degree,
-                        directed=args.directed, seed=args.seed)
-    params = mconfig.graph_params({"topology": args.topology, "clients": args.clients, "islands": args.islands,
-                                   "degree": args.degree, "directed": args.directed, "graph_seed": args.seed})
+    params = _keywords(graphs.make, _params(args.params), "graph")
+    edges = graphs.make(**params)
     graphs.write(args.out, edges, params)
-    print(f"{args.topology} graph on {args.clients} clients: {len(edges)} edges -> {args.out}")
+    print(f"{params['topology']} graph on {params['clients']} clients: {len(edges)} edges -> {args.out}")
 
 
 def cmd_figure(args) -> None:
-    from . import figures
+    from .report import figures
 
     spec = json.loads(Path(args.spec).read_text())
     figures.draw(spec, args.out)
@@ -79,22 +90,22 @@ def cmd_figure(args) -> None:
 def cmd_write(args) -> None:
     """What a workflow rule hands to a later one: a run's RUN.yaml or an experiment's spec."""
     from . import config as mconfig
-    from . import io as mio
+    from .data import files
 
-    spec = json.loads(args.json)
+    content = _params(args.json, "--json")
     if args.kind == "run":
-        mconfig.write_run_spec(args.out, spec)
+        mconfig.write_run_file(args.out, content)
     else:
-        mio.write_json(args.out, spec)
+        files.write_json(args.out, content)
     print(f"wrote {args.out}")
 
 
 def cmd_summarize(args) -> None:
-    from . import io as mio
-    from . import summary
+    from .data import files
+    from .report import summary
 
     table = summary.collect(args.runs)
-    mio.write_text(args.out, table.to_csv(index=False))
+    files.write_text(args.out, table.to_csv(index=False))
     print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out}")
 
 
@@ -104,22 +115,23 @@ def cmd_train(args) -> None:
 
     from . import config as mconfig
     from .errors import ConfigError
-    from .train import train
+    from .learning.run import train
 
     try:
-        spec = yaml.safe_load(Path(args.config).read_text())
+        run_file = yaml.safe_load(Path(args.config).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read run config {args.config}: {exc}") from exc
-    if not isinstance(spec, dict) or set(spec) != {"run", "inputs"}:
-        raise ConfigError(f"run config {args.config} must have exactly the keys 'run' and 'inputs' "
-                          f"(prepared, split, graph); found {sorted(spec) if isinstance(spec, dict) else spec!r}")
-    run = mconfig.validate_run(spec["run"], args.config)
-    missing = {"prepared", "split", "graph"} - set(spec["inputs"])
+    if not isinstance(run_file, dict) or set(run_file) != {"run", "inputs"}:
+        raise ConfigError(f"run config {args.config} must have exactly the keys 'run' and 'inputs' (prepared, split, "
+                          f"graph); found {sorted(run_file) if isinstance(run_file, dict) else run_file!r}")
+    run = mconfig.validate_run(run_file["run"], args.config)
+    inputs = run_file["inputs"]
+    missing = {"prepared", "split", "graph"} - set(inputs)
     if missing:
         raise ConfigError(f"run config {args.config}: inputs lacks {', '.join(sorted(missing))}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    rec = train(run, spec["inputs"]["prepared"], spec["inputs"]["split"], spec["inputs"]["graph"], args.out,
+    rec = train(run, inputs["prepared"], inputs["split"], inputs["graph"], args.out,
                 device=args.device or run["device"], stop_after=args.stop_after)
     if "stopped_at" in rec:
         print(f"stopped at step {rec['stopped_at']} as asked; rerun the same command to resume")
@@ -129,10 +141,10 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import bench
+    from .bench.throughput import bench
 
     if args.scale:
-        from .bench_scale import figure, scale
+        from .bench.scale import figure, scale
 
         result = scale(args.config, quick=args.quick, device=args.device, threads=args.threads,
                        clients=tuple(args.clients))
@@ -143,14 +155,14 @@ def cmd_bench(args) -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        from . import io as mio
+        from .data import files
 
-        mio.write_text(args.out, text + "\n")
+        files.write_text(args.out, text + "\n")
 
 
 def cmd_table(args) -> None:
     """Print the last-step accuracies of an experiment's runs as a markdown table."""
-    from . import summary
+    from .report import summary
 
     spec = json.loads(Path(args.spec).read_text())
     table = summary.collect([r["dir"] for r in spec["runs"]])
@@ -173,35 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the base config, then overlays merged over it (as snakemake --configfile)")
     p.set_defaults(func=cmd_check)
 
+    # each stage's parameters arrive as one JSON object with the keywords of the function they go to
+    # (config.prepare_params, split_params, graph_params give them): no flag is renamed on the way
     p = sub.add_parser("prepare", help="find, verify and cache a dataset as tensors")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--root", default=None, help="folder with the raw files (default: the usual places)")
-    p.add_argument("--download", type=_bool, default=True)
-    p.add_argument("--verify", type=_bool, default=True)
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--params", default="{}",
+                   help='JSON keywords of data.datasets.prepare: {"root": null, "download": true, "verify": true, '
+                        '"image_size": 64}')
     p.add_argument("--raw-dir", default="data/raw", help="where downloads go")
     p.add_argument("--out", required=True, help="the .pt file to write (a .json record goes beside it)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("split", help="draw the public set and the non-iid private sets")
     p.add_argument("--prepared", required=True)
+    p.add_argument("--params", required=True,
+                   help='JSON keywords of data.splits.make, e.g. {"clients": 5, "scheme": "skew", "skew": 100, '
+                        '"public_fraction": 0.2, "samples_per_client": 3000, "split_seed": 0}')
     p.add_argument("--out", required=True)
-    p.add_argument("--clients", type=int, required=True)
-    p.add_argument("--scheme", choices=["skew", "dirichlet"], default="skew")
-    p.add_argument("--skew", type=float, default=100.0)
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--public-fraction", type=float, default=0.2)
-    p.add_argument("--samples-per-client", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("graph", help="build a communication graph")
-    p.add_argument("--topology", required=True)
-    p.add_argument("--clients", type=int, required=True)
-    p.add_argument("--islands", type=int, default=2)
-    p.add_argument("--degree", type=int, default=2)
-    p.add_argument("--directed", type=_bool, default=False)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--params", required=True,
+                   help='JSON keywords of data.graphs.make, e.g. {"topology": "ring", "clients": 5, "directed": false}')
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_graph)
 

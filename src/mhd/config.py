@@ -1,5 +1,6 @@
 """The workflow's config: load, validate against workflow/schemas/config.schema.yaml, expand the
-experiments into runs, and name the split and graph each run uses."""
+experiments into (effective) runs, name the split and graph each run uses, and give every stage its
+parameters as a dict with the keyword names of the function that takes them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from . import graphs, methods
+from .data import graphs
 from .errors import ConfigError
+from .learning import methods
+from .report.kinds import KINDS
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
@@ -59,16 +62,26 @@ def _describe(error, source: str) -> str:
 
 def validate(config, source: str = "config") -> dict:
     """Raise ConfigError listing every problem; return the config unchanged when it is valid."""
+    return plan(config, source)[0]
+
+
+def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
+    """Validate the config and expand its experiments (each run's effective settings computed once):
+    (the config unchanged, experiment name -> its runs)."""
     import jsonschema
 
     if not isinstance(config, dict):
         raise ConfigError(f"config {source} must be a mapping of keys, found {type(config).__name__}")
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e, source) for e in errors))
-    expand(config, source)  # rows and grids must also give valid runs
-    return config
+    problems = [_describe(e, source) for e in errors]
+    for name, exp in (config.get("experiments") or {}).items() if not errors else ():
+        if "figure" in exp and exp["figure"] not in KINDS:
+            problems.append(f"experiments.{name}.figure = {exp['figure']!r} (in {source}): not a figure kind; "
+                            f"allowed: {', '.join(KINDS)}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config, expand(config, source)  # rows and grids must also give valid runs
 
 
 def _normalise(run: dict) -> dict:
@@ -106,9 +119,8 @@ def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
     return out
 
 
-def trained(config: dict) -> dict[str, list[dict]]:
-    """The experiments whose runs are trained (`train: false` marks data-only ones)."""
-    runs = expand(config)
+def trained(config: dict, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Of the expanded `runs`, the experiments that are trained (`train: false` marks data-only ones)."""
     return {name: runs[name] for name, exp in config["experiments"].items() if exp.get("train", True)}
 
 
@@ -134,7 +146,13 @@ def _fmt(value) -> str:
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
+def prepare_params(dataset: dict) -> dict:
+    """The keywords of data.datasets.prepare, from the config's `dataset` section."""
+    return {"root": dataset["root"] or None, **{k: dataset[k] for k in ("download", "verify", "image_size")}}
+
+
 def split_params(run: dict) -> dict:
+    """The keywords of data.splits.make: every run key that changes the split."""
     params = {k: run[k] for k in SPLIT_KEYS}
     params.pop("alpha" if run["scheme"] == "skew" else "skew")
     return params
@@ -148,6 +166,7 @@ def split_id(dataset: str, run: dict) -> str:
 
 
 def graph_params(run: dict) -> dict:
+    """The keywords of data.graphs.make: every run key that changes the graph."""
     params = {k: run[k] for k in GRAPH_KEYS}
     if run["topology"] != "islands":
         params.pop("islands")
@@ -183,13 +202,18 @@ def merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
-    """config/config.yaml with each --configfile merged over it, then validated."""
+def merge_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
+    """config/config.yaml with each --configfile merged over it, not yet validated."""
     config = read_yaml(base_path)
     for path in overlay_paths:
         config = merge(config, read_yaml(path))
+    return config
+
+
+def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
+    """config/config.yaml with each --configfile merged over it, then validated."""
     sources = " + ".join(str(p) for p in [base_path, *overlay_paths])
-    return validate(config, source=sources)
+    return validate(merge_layered(base_path, overlay_paths), source=sources)
 
 
 def load_any(path: str | Path, base_path: str | Path = "config/config.yaml") -> dict:
@@ -204,9 +228,9 @@ def load_any(path: str | Path, base_path: str | Path = "config/config.yaml") -> 
     return load_layered(base_path, [path])
 
 
-def write_run_spec(path: str | Path, spec: dict) -> None:
+def write_run_file(path: str | Path, run_file: dict) -> None:
     """The RUN.yaml of `mhd train --config`: {run: every setting, inputs: prepared, split, graph}."""
-    from . import io as mio
+    from .data import files
 
     header = "# Written by the workflow (rule run_config); `mhd train --config` reads it.\n"
-    mio.write_text(path, header + yaml.safe_dump(spec, sort_keys=True))
+    files.write_text(path, header + yaml.safe_dump(run_file, sort_keys=True))

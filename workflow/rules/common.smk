@@ -1,7 +1,6 @@
 # Config loading and validation, and the helpers that turn experiments into target lists.
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -9,14 +8,14 @@ from snakemake.exceptions import WorkflowError
 
 from mhd import config as mconfig
 from mhd.errors import MHDError
+from mhd.report.kinds import DATA_KINDS
 
 # config/config.yaml is the base; each --configfile / --config is merged over it (experiments are
 # replaced whole), so an overlay names exactly the experiments it wants.
 _BASE = Path(workflow.basedir) / "config" / "config.yaml"
 try:
-    CONFIG = mconfig.validate(mconfig.merge(mconfig.read_yaml(_BASE), dict(config)),
-                              source=f"{_BASE} + --configfile/--config")
-    RUNS = mconfig.expand(CONFIG)
+    CONFIG, RUNS = mconfig.plan(mconfig.merge(mconfig.read_yaml(_BASE), dict(config)),
+                                source=f"{_BASE} + --configfile/--config")
 except MHDError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
@@ -42,30 +41,22 @@ wildcard_constraints:
     graph="[^/]+",
 
 
-def cli_args(params):
-    """A params dict as command-line options: {'split_seed': 0} -> '--seed 0'."""
-    rename = {"split_seed": "seed", "graph_seed": "seed"}
-    return " ".join(f"--{rename.get(k, k).replace('_', '-')} {shlex.quote(str(v))}" for k, v in params.items())
+# A stage's parameters go to its command as one JSON object with the keywords of the package function
+# that takes them (mhd split --params '{...}' -> splits.make(labels, classes, **params)).
+def prepare_params(wildcards):
+    return json.dumps(mconfig.prepare_params(CONFIG["dataset"]), sort_keys=True)
 
 
-def prepare_args(wildcards):
-    ds = CONFIG["dataset"]
-    args = {"download": ds["download"], "verify": ds["verify"], "image_size": ds["image_size"]}
-    if ds["root"]:
-        args["root"] = ds["root"]
-    return cli_args(args)
-
-
-def split_args(wildcards):
+def split_params(wildcards):
     if wildcards.split not in SPLITS:
         raise WorkflowError(f"split {wildcards.split!r} is not used by any experiment of the config")
-    return cli_args(SPLITS[wildcards.split])
+    return json.dumps(SPLITS[wildcards.split], sort_keys=True)
 
 
-def graph_args(wildcards):
+def graph_params(wildcards):
     if wildcards.graph not in GRAPHS:
         raise WorkflowError(f"graph {wildcards.graph!r} is not used by any experiment of the config")
-    return cli_args(GRAPHS[wildcards.graph])
+    return json.dumps(GRAPHS[wildcards.graph], sort_keys=True)
 
 
 def prepared(ext):
@@ -79,10 +70,8 @@ def data_artefacts(wildcards=None):
             + [f"data/graphs/{g}/{f}" for g in sorted(GRAPHS) for f in ("edges.csv", "graph.json")])
 
 
-
-
 # ---------------------------------------------------------------- training runs
-TRAINED = {mconfig.run_id(DATASET, r): r for runs in mconfig.trained(CONFIG).values() for r in runs}
+TRAINED = {mconfig.run_id(DATASET, r): r for runs in mconfig.trained(CONFIG, RUNS).values() for r in runs}
 
 
 def _run(wildcards):
@@ -98,8 +87,8 @@ def run_inputs(wildcards):
             "split_meta": f"data/splits/{split}/split.json", "graph": f"data/graphs/{graph}/edges.csv"}
 
 
-def run_spec(wildcards):
-    """What `mhd train --config` reads: the run's every setting and the paths of its inputs."""
+def run_file(wildcards):
+    """What `mhd train --config` reads (RUN.yaml): the run's every setting and the paths of its inputs."""
     inputs = run_inputs(wildcards)
     return {"run": _run(wildcards), "inputs": {"prepared": inputs["prepared"],
                                                 "split": str(Path(inputs["split"]).parent),
@@ -122,7 +111,6 @@ def all_runs(wildcards=None):
 
 # ---------------------------------------------------------------- experiments and their figures
 FIGURED = {name: exp["figure"] for name, exp in CONFIG["experiments"].items() if "figure" in exp}
-DATA_FIGURES = ("label_distribution", "graphs")
 
 
 def _experiment(wildcards):
@@ -140,7 +128,7 @@ def experiment_spec(wildcards):
     runs = RUNS[name]
     spec["splits"] = sorted({f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs})
     spec["graphs"] = sorted({f"data/graphs/{mconfig.graph_id(r)}" for r in runs})
-    if exp["figure"] not in DATA_FIGURES:
+    if exp["figure"] not in DATA_KINDS:
         ids = sorted({mconfig.run_id(DATASET, r) for r in runs})
         spec["runs"] = [{"id": rid, "dir": f"results/runs/{rid}",
                          "split": f"data/splits/{mconfig.split_id(DATASET, TRAINED[rid])}",

@@ -6,13 +6,13 @@ rule prepare_data:
         pt="data/prepared/{dataset}.pt",
         meta="data/prepared/{dataset}.json",
     params:
-        args=prepare_args,
+        json=prepare_params,
     conda:
         "../envs/mhd.yaml"
     log:
         "logs/prepare_data/{dataset}.log",
     shell:
-        "mhd prepare --dataset {wildcards.dataset} {params.args} --out {output.pt} > {log} 2>&1"
+        "mhd prepare --dataset {wildcards.dataset:q} --params {params.json:q} --out {output.pt:q} > {log:q} 2>&1"
 
 
 rule split:
@@ -24,14 +24,14 @@ rule split:
         stats="data/splits/{split}/stats.csv",
         meta="data/splits/{split}/split.json",
     params:
-        args=split_args,
+        json=split_params,
         out=subpath(output.meta, parent=True),
     conda:
         "../envs/mhd.yaml"
     log:
         "logs/split/{split}.log",
     shell:
-        "mhd split --prepared {input.pt} {params.args} --out {params.out} > {log} 2>&1"
+        "mhd split --prepared {input.pt:q} --params {params.json:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule graph:
@@ -39,14 +39,14 @@ rule graph:
         edges="data/graphs/{graph}/edges.csv",
         meta="data/graphs/{graph}/graph.json",
     params:
-        args=graph_args,
+        json=graph_params,
         out=subpath(output.meta, parent=True),
     conda:
         "../envs/mhd.yaml"
     log:
         "logs/graph/{graph}.log",
     shell:
-        "mhd graph {params.args} --out {params.out} > {log} 2>&1"
+        "mhd graph --params {params.json:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule data_artefacts:

@@ -11,7 +11,7 @@ rule experiment_spec:
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd write --kind experiment --json {params.spec:q} --out {output} > {log} 2>&1"
+        "mhd write --kind experiment --json {params.spec:q} --out {output:q} > {log:q} 2>&1"
 
 
 # One rule per figure kind, so that each figure carries its own caption in the report.
@@ -40,7 +40,7 @@ for _kind in sorted(set(FIGURED.values())):
         conda:
             "../envs/mhd.yaml"
         shell:
-            "mhd figure --spec {input.spec} --out {params.stem} > {log} 2>&1"
+            "mhd figure --spec {input.spec:q} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule summary:
@@ -50,10 +50,10 @@ rule summary:
     output:
         "results/summary.csv",
     params:
-        runs=lambda wc, input: " ".join(str(Path(m).parent) for m in input.metrics),
+        runs=lambda wc, input: [str(Path(m).parent) for m in input.metrics],
     log:
         "logs/summary.log",
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd summarize --runs {params.runs} --out {output} > {log} 2>&1"
+        "mhd summarize --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"

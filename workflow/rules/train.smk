@@ -5,13 +5,13 @@ rule run_config:
     output:
         "results/runs/{run}/run.yaml",
     params:
-        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
+        run_file=lambda wc: json.dumps(run_file(wc), sort_keys=True),
     log:
         "logs/run_config/{run}.log",
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd write --kind run --json {params.spec:q} --out {output} > {log} 2>&1"
+        "mhd write --kind run --json {params.run_file:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule train:
@@ -36,7 +36,7 @@ rule train:
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd train --config {input.spec} --out {params.out} --threads {threads} > {log} 2>&1"
+        "mhd train --config {input.spec:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule all_runs:

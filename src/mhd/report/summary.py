@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from . import methods
-from .errors import DataError
+from ..errors import DataError
+from ..learning import methods
 
 PER_CLIENT = ("bytes_sent", "train_loss")  # metrics of a client, not of a head
 
@@ -41,9 +41,22 @@ def collect(run_dirs: list[str | Path]) -> pd.DataFrame:
     return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
 
 
+def last_step(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's last evaluation."""
+    return table[table.step == table.groupby("run").step.transform("max")]
+
+
+def heads_at_last_step(table: pd.DataFrame, auxiliary_only: bool = False) -> pd.DataFrame:
+    """Each run's heads 0..H (not the ensemble) at its last evaluation; `auxiliary_only`: only the runs
+    that have auxiliary heads (H >= 1, i.e. MHD)."""
+    last = last_step(table)
+    last = last[last["head"] != "ensemble"]
+    return last[last.heads > 0] if auxiliary_only else last
+
+
 def best_heads(table: pd.DataFrame) -> pd.Series:
     """Per run, the head (0..H, not the ensemble) with the highest mean shared accuracy at the last step."""
-    last = table[(table.step == table.groupby("run").step.transform("max")) & (table["head"] != "ensemble")]
+    last = heads_at_last_step(table)
     means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
     return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
 
@@ -51,17 +64,19 @@ def best_heads(table: pd.DataFrame) -> pd.Series:
 def headline_table(table: pd.DataFrame) -> str:
     """Markdown: one row per method (and H), one column per head, 'shared / private' at the last step,
     mean over clients and seeds."""
-    last = table[table.step == table.groupby("run").step.transform("max")].copy()
-    last["method (H)"] = last.apply(lambda r: f"{r['method']} (H={r['heads']})" if r["method"] == "mhd"
+    last = last_step(table).copy()
+    last["method (H)"] = last.apply(lambda r: f"{r['method']} (H={r['heads']})" if r["heads"] > 0
                                     else r["method"], axis=1)
     heads = sorted((h for h in last["head"].unique() if h != "ensemble"), key=int) + ["ensemble"]
     means = last.groupby(["method (H)", "head"])[["shared_acc", "private_acc"]].mean()
     seeds = last.groupby("method (H)").seed.nunique()
     lines = ["| method | seeds | " + " | ".join(f"head {h}" if h != "ensemble" else h for h in heads) + " |",
              "|---|---|" + "---|" * len(heads)]
-    order = ["isolated", "single_head", "mean_target", "fedavg", "centralized"]
-    for name in sorted(means.index.get_level_values(0).unique(), key=lambda n: (n.startswith("mhd"), order.index(n)
-                                                                                 if n in order else 0, n)):
+    def order(name: str) -> tuple:  # baselines in the methods' order, then MHD by H
+        method = name.split(" (")[0]
+        return (" (H=" in name, methods.METHODS.index(method) if method in methods.METHODS else 0, name)
+
+    for name in sorted(means.index.get_level_values(0).unique(), key=order):
         cells = [f"{means.loc[(name, h)].shared_acc:.3f} / {means.loc[(name, h)].private_acc:.3f}"
                  if (name, h) in means.index else "" for h in heads]
         lines.append(f"| {name} | {seeds[name]} | " + " | ".join(cells) + " |")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as mio
-from .errors import ConfigError, DataError
+from . import files
+from ..errors import ConfigError, DataError
 
 SCHEMES = ("skew", "dirichlet")
 
@@ -71,15 +71,16 @@ def round_counts(dist: np.ndarray, total: int) -> np.ndarray:
 
 def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew", skew: float = 100.0,
          alpha: float = 0.5, public_fraction: float = 0.2, samples_per_client: int = 3000,
-         seed: int = 0) -> Split:
-    """Draw the public set, then `samples_per_client` private samples per client, all disjoint."""
+         split_seed: int = 0) -> Split:
+    """Draw the public set, then `samples_per_client` private samples per client, all disjoint.
+    The keywords are the run keys of config.split_params, so a rule's params reach here unrenamed."""
     labels = np.asarray(labels)
     n = len(labels)
     if not 0 <= public_fraction < 1:
         raise ConfigError(f"public_fraction = {public_fraction}: must be in [0, 1)")
     if clients < 1 or samples_per_client < 1:
         raise ConfigError(f"clients = {clients}, samples_per_client = {samples_per_client}: both must be >= 1")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(split_seed)
     pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
     per_class = int(public_fraction * n) // classes
     smallest = min(len(p) for p in pools)
@@ -128,14 +129,14 @@ def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, p
     counts = split.counts(labels, classes)
     for (owner, _), row in zip(owners, counts):
         w.writerows((owner, c, int(row[c])) for c in range(classes))
-    mio.write_text(out / "indices.csv", idx.getvalue())
-    mio.write_text(out / "stats.csv", stats.getvalue())
-    mio.write_json(out / "split.json", {
+    files.write_text(out / "indices.csv", idx.getvalue())
+    files.write_text(out / "stats.csv", stats.getvalue())
+    files.write_json(out / "split.json", {
         "params": params,
         "sizes": {owner: len(s) for owner, s in owners},
         "distribution": np.round(split.distribution, 6).tolist(),
-        "sha256": {"indices.csv": mio.sha256_bytes(idx.getvalue().encode()),
-                   "stats.csv": mio.sha256_bytes(stats.getvalue().encode())},
+        "sha256": {"indices.csv": files.sha256_bytes(idx.getvalue().encode()),
+                   "stats.csv": files.sha256_bytes(stats.getvalue().encode())},
     })
 
 
@@ -147,7 +148,7 @@ def read(out_dir: str | Path) -> tuple[Split, dict]:
         raw = (out / "indices.csv").read_bytes()
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the split artefact in {out}: {exc}; rebuild it with snakemake") from exc
-    if mio.sha256_bytes(raw) != meta["sha256"]["indices.csv"]:
+    if files.sha256_bytes(raw) != meta["sha256"]["indices.csv"]:
         raise DataError(f"{out / 'indices.csv'} does not match the hash in split.json: the file was changed "
                         f"or truncated; delete {out} and rebuild it")
     rows = list(csv.reader(io.StringIO(raw.decode())))[1:]

@@ -9,7 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from . import io as mio  # noqa: E402
+from ..data import files  # noqa: E402
 
 
 def save(fig, path: str | Path, close: bool = True) -> None:
@@ -23,7 +23,7 @@ def save(fig, path: str | Path, close: bool = True) -> None:
     fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=meta)
     if close:
         plt.close(fig)
-    mio.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
 
 
 def draw_graph(ax, edges: list[tuple[int, int]], clients: int, title: str = "") -> None:

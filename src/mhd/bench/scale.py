@@ -24,8 +24,8 @@ def scale(config_path: str = "config/config.yaml", quick: bool = False, device: 
           clients: tuple[int, ...] = CLIENTS, heads: tuple[int, ...] = HEADS, progress: bool = True) -> dict:
     """Measure every variant at every N (the config's H), and the two engines at every H (N = 8,
     or the largest N asked for if smaller)."""
-    from . import config as mconfig
-    from .bench import isolated
+    from .. import config as mconfig
+    from .throughput import isolated
 
     cfg_run = mconfig.load_any(config_path)["run"]
     h0 = cfg_run["heads"] or 1
@@ -64,7 +64,7 @@ def figure(result: dict, out: str | Path) -> None:
     import pandas as pd
     import seaborn as sns
 
-    from .plots import save
+    from ..report.plots import save
 
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
     t = pd.DataFrame(result["rows"])

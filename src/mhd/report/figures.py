@@ -4,7 +4,6 @@ artefacts), draws one figure and writes it as PNG and PDF. Spread is over client
 from __future__ import annotations
 
 import json
-from collections import deque
 from pathlib import Path
 
 import matplotlib
@@ -15,30 +14,25 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from . import graphs, plots, splits, summary  # noqa: E402
+from ..data import graphs, splits  # noqa: E402
+from ..learning import methods  # noqa: E402
+from . import kinds, plots, summary  # noqa: E402
+from .diffusion import hops_to, owned_classes, predicted_coverage  # noqa: E402
 
-LABELS = {"mhd": "MHD", "isolated": "isolated", "single_head": "single-head", "mean_target": "mean-target",
-          "fedavg": "FedAvg", "centralized": "centralized"}
 ERR = ("sd", 1)
-
-
-def method_label(row) -> str:
-    return f"MHD (H={row['heads']})" if row["method"] == "mhd" else LABELS[row["method"]]
-
-
-def _final(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table.step == table.groupby("run").step.transform("max")]
 
 
 def _readouts(table: pd.DataFrame) -> pd.DataFrame:
     """Each run's best head (`best`, read for shared accuracy) and a method label for the legend."""
     best = summary.best_heads(table)
-    return table.assign(best=table["run"].map(best), label=table.apply(method_label, axis=1))
+    return table.assign(best=table["run"].map(best), label=table.apply(lambda r: methods.label(r["method"], r["heads"]),
+                                                                       axis=1))
 
 
 def _colours(labels) -> dict:
     """The same colour for a method in every panel: methods in a fixed order, MHD variants by H."""
-    order = sorted(set(labels), key=lambda l: (list(LABELS.values()).index(l.split(" (")[0]), l))
+    names = [methods.get(m).label for m in methods.METHODS]
+    order = sorted(set(labels), key=lambda l: (names.index(l.split(" (")[0]), l))
     return dict(zip(order, sns.color_palette("deep", len(order))))
 
 
@@ -65,7 +59,7 @@ def learning_curves(table: pd.DataFrame, spec: dict, out: Path) -> None:
     axes[1].set(title="private accuracy (main head)", ylabel="accuracy on the client's distribution")
     for ax in axes[:2]:
         _accuracy_axis(ax)
-    last = _final(t)
+    last = summary.last_step(t)
     last = last[last["head"] != "ensemble"].groupby(["label", "head"])[["shared_acc", "private_acc"]].mean().reset_index()
     sns.scatterplot(last, x="shared_acc", y="private_acc", hue="label", palette=colours, style="head", s=80,
                     ax=axes[2], legend=False)
@@ -78,7 +72,7 @@ def learning_curves(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 def per_head(table: pd.DataFrame, spec: dict, out: Path) -> None:
-    t = _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).copy()
+    t = summary.heads_at_last_step(table, auxiliary_only=True).copy()
     t["head index"] = t["head"].astype(int)
     t["H"] = "H = " + t["heads"].astype(str)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -90,7 +84,7 @@ def per_head(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False) -> None:
     x = spec["x"]
-    t = _final(_readouts(table))
+    t = summary.last_step(_readouts(table))
     best = t[t["head"] == t["best"]]
     main = t[t["head"] == "0"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -114,7 +108,7 @@ def ablation(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 def topologies(table: pd.DataFrame, spec: dict, out: Path) -> None:
-    t = _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).copy()
+    t = summary.heads_at_last_step(table, auxiliary_only=True).copy()
     t["head index"] = t["head"].astype(int)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     sns.pointplot(t, x="head index", y="shared_acc", hue="topology", errorbar=ERR, dodge=0.3, ax=ax)
@@ -130,7 +124,7 @@ def heterogeneous(table: pd.DataFrame, spec: dict, out: Path) -> None:
 def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
     t = _readouts(table)
     t = t[t["head"] == t["best"]].copy()
-    t["variant"] = t["label"] + np.where(t.method == "fedavg", " every " + t["fedavg_every"].astype(str),
+    t["variant"] = t["label"] + np.where(t.method.map(lambda m: methods.get(m).shares) == "weights", " every " + t["fedavg_every"].astype(str),
                                          " R=" + t["refresh_every"].astype(str))
     t["MB sent per client"] = t["bytes_sent"] / 1e6
     t = t[t["bytes_sent"] > 0]  # a log axis; runs that send nothing have no place on it
@@ -139,46 +133,6 @@ def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
     ax.set_xscale("log")
     ax.set(title="shared accuracy (best head) against bytes sent", ylabel="shared accuracy")
     _finish(fig, ax, out)
-
-
-# ---------------------------------------------------------------- hop distances and theory
-def hops_to(edges: list, n: int) -> np.ndarray:
-    """d[i, j]: fewest edges from sender j to receiver i (inf when unreachable)."""
-    senders = graphs.in_neighbours(edges, n)
-    d = np.full((n, n), np.inf)
-    for i in range(n):
-        d[i, i], queue = 0, deque([i])
-        while queue:
-            v = queue.popleft()
-            for u in senders[v]:
-                if d[i, u] == np.inf:
-                    d[i, u] = d[i, v] + 1
-                    queue.append(u)
-    return d
-
-
-def owned_classes(distribution: np.ndarray) -> list[set]:
-    """A client owns the classes it draws more often than uniform (its primary classes under `skew`)."""
-    c = distribution.shape[1]
-    return [set(np.flatnonzero(row > 1.0 / c).tolist()) for row in distribution]
-
-
-def predicted_coverage(edges: list, n: int, owned: list[set], classes: int, heads: int, include_self: bool) -> np.ndarray:
-    """[client, head k]: share of classes owned by clients that reach the client by a walk of exactly
-    k edges (at most k with include_self): what chained distillation can carry to head k."""
-    a = np.zeros((n, n), dtype=int)
-    for src, dst in edges:
-        a[dst, src] = 1
-    if include_self:
-        a |= np.eye(n, dtype=int)
-    walk = np.eye(n, dtype=int)
-    out = np.zeros((n, heads + 1))
-    for k in range(heads + 1):
-        for i in range(n):
-            reach = set().union(*(owned[j] for j in np.flatnonzero(walk[i])))
-            out[i, k] = len(reach) / classes
-        walk = (a @ walk > 0).astype(int)
-    return out
 
 
 def _run_inputs(spec: dict, run: str) -> tuple[list, np.ndarray]:
@@ -190,7 +144,7 @@ def _run_inputs(spec: dict, run: str) -> tuple[list, np.ndarray]:
 
 def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
     rows = []
-    for run, t in _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).groupby("run"):
+    for run, t in summary.heads_at_last_step(table, auxiliary_only=True).groupby("run"):
         edges, dist = _run_inputs(spec, run)
         n, classes = dist.shape
         d, owned = hops_to(edges, n), owned_classes(dist)
@@ -215,7 +169,7 @@ def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 def theory(table: pd.DataFrame, spec: dict, out: Path) -> None:
     rows = []
-    for run, t in _final(table[(table.method == "mhd") & (table["head"] != "ensemble")]).groupby("run"):
+    for run, t in summary.heads_at_last_step(table, auxiliary_only=True).groupby("run"):
         edges, dist = _run_inputs(spec, run)
         n, classes = dist.shape
         first = t.iloc[0]
@@ -279,11 +233,11 @@ def _finish(fig, legend_ax, out: Path, legend: bool = True) -> None:
     _save_both(fig, out)
 
 
+# kinds.py names the kinds; these draw them (tests/test_config.py keeps the two in step)
 TRAINING_KINDS = {"learning_curves": learning_curves, "per_head": per_head, "sweep": sweep, "ablation": ablation,
                   "topologies": topologies, "transitive": transitive, "heterogeneous": heterogeneous,
                   "theory": theory, "communication": communication}
 DATA_KINDS = {"label_distribution": label_distribution, "graphs": graph_drawings}
-KINDS = (*TRAINING_KINDS, *DATA_KINDS)
 
 
 def draw(spec: dict, out: str | Path) -> None:
@@ -291,7 +245,7 @@ def draw(spec: dict, out: str | Path) -> None:
     _style()
     out = Path(out)
     kind = spec["figure"]
-    if kind in DATA_KINDS:
+    if kind in kinds.DATA_KINDS:
         DATA_KINDS[kind](spec, out)
     else:
         table = summary.collect([r["dir"] for r in spec["runs"]])

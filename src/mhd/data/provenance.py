@@ -21,7 +21,7 @@ def versions() -> dict:
 
 def code_version() -> dict:
     """The git commit of the package's checkout and whether it had uncommitted changes."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # src/mhd/data/ -> the checkout
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip()

@@ -1,4 +1,5 @@
-"""The losses of MHD: teacher selection over neighbours, chained head distillation, embedding distillation.
+"""The losses of MHD: chained head distillation, main-head distillation and embedding distillation,
+from the targets that teachers.py selects.
 
 Shapes: N receiving clients, J sending clients, B public samples, K heads, C classes, D embedding dims.
 """
@@ -8,35 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TEACHER_RULES = ("max_confidence", "mean", "confidence_weighted")
-
-
-def teacher_weights(probs_JxBxKxC: torch.Tensor, senders_NxJ: torch.Tensor, rule: str) -> torch.Tensor:
-    """Weight of sender j in receiver n's target, per sample and head: N x J x B x K, rows sum to 1
-    where n has a sender, 0 where it has none.
-
-    max_confidence: one-hot on j* = argmax_j max_c p_j(c|u) (ties: the lowest j) [paper];
-    mean: uniform over senders; confidence_weighted: proportional to max_c p_j(c|u)."""
-    conf_JxBxK = probs_JxBxKxC.amax(dim=-1)
-    mask_NxJx1x1 = senders_NxJ[:, :, None, None]
-    if rule == "max_confidence":  # no host round trip: a scalar fill and a comparison, not one_hot
-        scores = torch.where(mask_NxJx1x1, conf_JxBxK[None], -1.0)
-        chosen_Nx1xBxK = scores.argmax(dim=1, keepdim=True)
-        senders_1xJx1x1 = torch.arange(senders_NxJ.shape[1], device=conf_JxBxK.device)[None, :, None, None]
-        weights = (chosen_Nx1xBxK == senders_1xJx1x1).to(probs_JxBxKxC.dtype)
-        return weights * senders_NxJ.any(dim=1)[:, None, None, None]
-    if rule == "mean":
-        weights = mask_NxJx1x1.to(probs_JxBxKxC.dtype).expand(-1, -1, *conf_JxBxK.shape[1:])
-    elif rule == "confidence_weighted":
-        weights = mask_NxJx1x1 * conf_JxBxK[None]
-    else:
-        raise ValueError(f"unknown teacher rule {rule!r}; allowed: {', '.join(TEACHER_RULES)}")
-    return weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def teacher_targets(probs_JxBxKxC: torch.Tensor, weights_NxJxBxK: torch.Tensor) -> torch.Tensor:
-    """N x B x K x C: each receiver's target distribution per public sample and head."""
-    return torch.einsum("njbk,jbkc->nbkc", weights_NxJxBxK, probs_JxBxKxC)
+from .teachers import Teachers, teacher_targets, teacher_weights
 
 
 def distill_kl(student_logits_BxKxC: torch.Tensor, target_BxKxC: torch.Tensor, tau: float) -> torch.Tensor:
@@ -66,3 +39,30 @@ def embedding_loss(student_emb_BxD: torch.Tensor, teacher_embs: list[torch.Tenso
         student = F.normalize((proj(student_emb_BxD) if proj is not None else student_emb_BxD).float(), dim=-1)
         loss = loss + (share_B * (student - target_BxD).pow(2).sum(dim=-1)).mean()
     return loss
+
+
+def distillation(run: dict, step: int, teachers: Teachers, senders_main_NxJ: torch.Tensor,
+                 senders_aux_NxJ: torch.Tensor, embs_pub: list[torch.Tensor], logits_pub_NxBxKxC: torch.Tensor,
+                 projections) -> torch.Tensor:
+    """Every client's distillation loss on the public batch, summed, times the ramp-up factor:
+    head k >= 1 from the senders' head k-1 (nu_aux), the main head from the senders' main heads
+    (nu_main), the embedding from the senders' embeddings with head 1's teacher weights (nu_emb)."""
+    r, h = run, run["heads"]
+    ramp = min(1.0, (step + 1) / r["nu_rampup"]) if r["nu_rampup"] else 1.0
+    probs_JxBxKxC = teachers.probs_JxBxKxC
+    total = probs_JxBxKxC.new_zeros(())
+    if h >= 1 and (r["nu_aux"] > 0 or r["nu_emb"] > 0):
+        # chained heads: head k of the receiver from head k-1 of its senders
+        w_aux = teacher_weights(probs_JxBxKxC[:, :, :h], senders_aux_NxJ, r["teacher"])
+        if r["nu_aux"] > 0:
+            t_aux = teacher_targets(probs_JxBxKxC[:, :, :h], w_aux)
+            total = total + r["nu_aux"] * distill_kl(logits_pub_NxBxKxC[:, :, 1:], t_aux, r["tau"]).sum()
+    if r["nu_main"] > 0:
+        w_main = teacher_weights(probs_JxBxKxC[:, :, :1], senders_main_NxJ, r["teacher"])
+        t_main = teacher_targets(probs_JxBxKxC[:, :, :1], w_main)
+        total = total + r["nu_main"] * distill_kl(logits_pub_NxBxKxC[:, :, :1], t_main, r["tau"]).sum()
+    if r["nu_emb"] > 0:
+        for i, emb in enumerate(embs_pub):
+            w_emb = w_aux[i, :, :, 0] if h >= 1 else w_main[i, :, :, 0]
+            total = total + r["nu_emb"] * embedding_loss(emb, teachers.embeddings, w_emb, projections[i])
+    return ramp * total

@@ -20,20 +20,23 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import config as mconfig
-from . import datasets, graphs, losses, splits
-from .models import MultiHead
-from .train import Trainer, lr_at
+from .. import config as mconfig
+from ..data import datasets, graphs, splits
+from ..learning import teachers
+from ..learning.losses import distill_kl
+from ..learning.federation import Federation
+from ..learning.models import MultiHead
+from ..learning.trainer import Trainer, autocast, lr_at
 
 
-def _naive_loop(trainer: Trainer, run: dict):
+def _naive_loop(fed: Federation, run: dict):
     """One step of the naive reference, built from the same split, graph and models' architecture."""
     from torch.utils.data import DataLoader, Dataset
 
-    from .vision import import_torchvision
+    from ..vision import import_torchvision
 
     T = import_torchvision().transforms
-    data = trainer.data
+    data = fed.data
     mean, std = data.mean.flatten().tolist(), data.std.flatten().tolist()
     tf = [T.ConvertImageDtype(torch.float32), T.Normalize(mean, std)]
     if run["augment"] == "flip_crop":
@@ -56,16 +59,16 @@ def _naive_loop(trainer: Trainer, run: dict):
             yield from loader
 
     private = [forever(DataLoader(Images(data.private_NxM[i]), batch_size=run["batch_private"], shuffle=True))
-               for i in range(trainer.n)]
+               for i in range(fed.clients)]
     public = forever(DataLoader(Images(data.public), batch_size=run["batch_public"], shuffle=True))
-    dev = trainer.device
-    models = [MultiHead(run["architecture"], data.x.shape[1], trainer.classes, run["heads"], data.x.shape[-1]).to(dev)
-              for _ in range(trainer.n)]
+    dev = fed.device
+    models = [MultiHead(run["architecture"], data.x.shape[1], fed.classes, run["heads"], data.x.shape[-1]).to(dev)
+              for _ in range(fed.clients)]
     if run["channels_last"]:  # the same memory layout as the trainer: the comparison is about the pipeline
         for m in models:
             m.to(memory_format=torch.channels_last)
     opts = [torch.optim.SGD(m.parameters(), lr=run["lr"], momentum=run["momentum"]) for m in models]
-    senders = trainer.senders_aux
+    senders = fed.senders_aux_NxJ
     h = run["heads"]
 
     def step():
@@ -74,27 +77,27 @@ def _naive_loop(trainer: Trainer, run: dict):
             x, y = (t.to(dev) for t in next(private[i]))
             with torch.no_grad():  # each client asks each neighbour for its outputs, every step
                 teacher = torch.stack([models[j](u)[1] if senders[i, j] else
-                                       torch.zeros(len(u), h + 1, trainer.classes, device=dev)
-                                       for j in range(trainer.n)]).div(run["tau"]).softmax(-1)
-            w = losses.teacher_weights(teacher[:, :, :h], senders[i:i + 1], run["teacher"])
-            target = losses.teacher_targets(teacher[:, :, :h], w)[0]
+                                       torch.zeros(len(u), h + 1, fed.classes, device=dev)
+                                       for j in range(fed.clients)]).div(run["tau"]).softmax(-1)
+            w = teachers.teacher_weights(teacher[:, :, :h], senders[i:i + 1], run["teacher"])
+            target = teachers.teacher_targets(teacher[:, :, :h], w)[0]
             _, logits = model(torch.cat([x, u]))
-            loss = F.cross_entropy(logits[:len(x), 0], y) + run["nu_aux"] * losses.distill_kl(logits[len(x):, 1:], target, run["tau"])
+            loss = F.cross_entropy(logits[:len(x), 0], y) + run["nu_aux"] * distill_kl(logits[len(x):, 1:], target, run["tau"])
             opt.zero_grad()
             loss.backward()
             opt.step()
     return step
 
 
-def _plain_loop(trainer: Trainer, run: dict):
+def _plain_loop(fed: Federation, run: dict):
     """One backbone, one step per call on N x (batch_private + batch_public) images from the same
     tensor pipeline: as many images per step as the trainer, as one model and one batch."""
-    data = trainer.data
-    model = MultiHead(run["architecture"], data.x.shape[1], trainer.classes, 0, data.x.shape[-1]).to(trainer.device)
+    data = fed.data
+    model = MultiHead(run["architecture"], data.x.shape[1], fed.classes, 0, data.x.shape[-1]).to(fed.device)
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=run["lr"], momentum=run["momentum"], nesterov=True)
-    batch = trainer.n * (run["batch_private"] + run["batch_public"])
+    batch = fed.clients * (run["batch_private"] + run["batch_public"])
     state = {"t": 0}
 
     def step():
@@ -102,7 +105,7 @@ def _plain_loop(trainer: Trainer, run: dict):
         x_1xB, y_1xB = data.private_batch(gen, batch, pooled=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(state["t"], run)
-        with trainer.autocast():
+        with autocast(fed.device, fed.device.type == "cuda"):
             _, logits = model(x_1xB[0])
         loss = F.cross_entropy(logits[:, 0].float(), y_1xB[0])
         opt.zero_grad(set_to_none=True)
@@ -118,18 +121,13 @@ def prepared_inputs(ds: dict, r: dict, workdir: Path) -> tuple[Path, Path, Path]
     pt = Path("data/prepared") / f"{name}.pt"
     if not pt.exists():
         pt = workdir / f"{name}.pt"
-        datasets.prepare(name, pt, root=ds["root"], download=ds["download"], strict=ds["verify"],
-                         image_size=ds["image_size"])
+        datasets.prepare(name, pt, **mconfig.prepare_params(ds))
     tensors, meta = datasets.load(pt)
     labels = tensors["train_y"].numpy()
-    params = mconfig.split_params(r)
-    split = splits.make(labels, meta["classes"], clients=r["clients"], scheme=r["scheme"], skew=r["skew"],
-                        alpha=r["alpha"], public_fraction=r["public_fraction"],
-                        samples_per_client=r["samples_per_client"], seed=r["split_seed"])
-    splits.write(workdir / "split", split, labels, meta["classes"], params)
-    edges = graphs.make(r["topology"], r["clients"], islands=r["islands"], degree=r["degree"],
-                        directed=r["directed"], seed=r["graph_seed"])
-    graphs.write(workdir / "graph", edges, mconfig.graph_params(r))
+    split_params, graph_params = mconfig.split_params(r), mconfig.graph_params(r)
+    split = splits.make(labels, meta["classes"], **split_params)
+    splits.write(workdir / "split", split, labels, meta["classes"], split_params)
+    graphs.write(workdir / "graph", graphs.make(**graph_params), graph_params)
     return pt, workdir / "split", workdir / "graph"
 
 
@@ -157,10 +155,11 @@ def measure(job: dict) -> dict:
     run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"])
     with tempfile.TemporaryDirectory() as tmp:
         pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
-        trainer = Trainer(run, pt, split_dir, graph_dir, job["device"])
+        fed = Federation.load(run, pt, split_dir, graph_dir, job["device"])
         make = {"plain": _plain_loop, "naive": _naive_loop}.get(job["variant"])
-        step = make(trainer, run) if make else trainer.train_step
-        cuda = trainer.device.type == "cuda"
+        trainer = None if make else Trainer(run, fed)
+        step = make(fed, run) if make else trainer.train_step
+        cuda = fed.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         gc.collect()
         rss_before = _rss_mib("VmRSS")
@@ -176,12 +175,13 @@ def measure(job: dict) -> dict:
         sync()
         seconds = time.perf_counter() - t0
         peak = _rss_mib("VmHWM")
-    images = job["steps"] * trainer.n * (run["batch_private"] + run["batch_public"])
-    return {"variant": job.get("label", job["variant"]), "clients": run["clients"], "heads": run["heads"], "engine": trainer.engine,
+    images = job["steps"] * fed.clients * (run["batch_private"] + run["batch_public"])
+    return {"variant": job.get("label", job["variant"]), "clients": run["clients"], "heads": run["heads"],
+            "engine": trainer.engine.name if trainer else "loop",
             "img_s": round(images / seconds, 1), "rss_before_steps_mib": round(rss_before, 1),
             "peak_rss_mib": round(peak, 1), "step_rss_mib": round(peak - rss_before, 1),
             "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-            "device": str(trainer.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
+            "device": str(fed.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
             "channels_last": run["channels_last"], "compile": run["compile"],
             "batch_private": run["batch_private"], "batch_public": run["batch_public"], "topology": run["topology"]}
 
@@ -207,9 +207,7 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
     steps, warmup = (8, 2) if quick else (40, 5)
     base = {"config": config_path, "overrides": {"method": "mhd", "heads": heads}, "device": device,
             "threads": threads, "warmup": warmup, "steps": steps}
-    # plain and naive use the trainer only for its data: the loop engine, so no wide model is built
-    jobs = [{**base, "variant": v, "overrides": {**base["overrides"], **({} if v == "trainer" else {"engine": "loop"})}}
-            for v in ("trainer", "plain", "naive")]
+    jobs = [{**base, "variant": v} for v in ("trainer", "plain", "naive")]
     rows = {r["variant"]: r for r in isolated(jobs)}
     t = rows["trainer"]
     mhd, plain, naive = t["img_s"], rows["plain"]["img_s"], rows["naive"]["img_s"]

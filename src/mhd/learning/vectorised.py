@@ -20,7 +20,7 @@ import copy
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # layers that act on every channel alone (no parameters): unchanged in the wide model
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
@@ -31,7 +31,7 @@ def _trusted_containers() -> tuple[type, ...]:
     """Module classes whose forward only composes their children channel by channel (sums of
     branches, ReLU, flatten): checked by reading them, and by the equality test for every backbone."""
     from . import models
-    from .vision import import_torchvision
+    from ..vision import import_torchvision
 
     tv = import_torchvision().models
     return (models.MultiHead, models.SmallCNN, models.CifarResNet, models._BasicBlock, models._Torchvision,

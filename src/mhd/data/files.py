@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import MHDError
+from ..errors import MHDError
 
 
 def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:

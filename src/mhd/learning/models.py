@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class SmallCNN(nn.Module):
@@ -73,7 +73,7 @@ class _Torchvision(nn.Module):
 
     def __init__(self, name: str, in_channels: int = 3):
         super().__init__()
-        from .vision import import_torchvision
+        from ..vision import import_torchvision
 
         models = import_torchvision().models
         net = getattr(models, name)(weights=None)

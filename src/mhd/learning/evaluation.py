@@ -1,6 +1,7 @@
 """Metrics on the official test split, per client and head: shared accuracy (the whole split),
 private accuracy (reweighted by the client's private class distribution) and per-class accuracy.
-`ensemble` is, per test sample, the prediction of the client's own most confident head."""
+`ensemble` is, per test sample, the prediction of the client's own most confident head. With them,
+per client, the bytes it has sent and its mean training loss since the last evaluation."""
 
 from __future__ import annotations
 
@@ -41,4 +42,21 @@ def rows(step: int, client: int, logits_TxKxC: torch.Tensor, y_T: torch.Tensor, 
         out.append([step, client, head, "shared_acc", float(correct.mean())])
         out.append([step, client, head, "private_acc", float((private_dist_C * class_acc_C).sum())])
         out.extend([step, client, head, f"class_acc_{c}", float(a)] for c, a in enumerate(class_acc_C.tolist()))
+    return out
+
+
+def evaluate(trainer) -> list[list]:
+    """Tidy rows of every client at the trainer's step: accuracies per head, bytes sent, train loss."""
+    fed, method, run = trainer.fed, trainer.method, trainer.run
+    losses_now = trainer.mean_loss()
+    logits_of: dict[int, torch.Tensor] = {}  # per model: one model may answer for several clients
+    out = []
+    for i in range(fed.clients):
+        m = method.model_of(i)
+        if m not in logits_of:
+            logits_of[m] = predict(trainer.models[m], fed.test_x, fed.data.normalise, autocast=trainer.autocast)
+        out += rows(trainer.step, i, logits_of[m], fed.test_y, fed.private_dist_NxC[i], fed.classes)
+        sent = method.bytes_sent(run, trainer.step, trainer.models[m], fed.out_degree[i], fed.classes)
+        out.append([trainer.step, i, "-", "bytes_sent", float(sent)])
+        out.append([trainer.step, i, "-", "train_loss", losses_now[m]])
     return out

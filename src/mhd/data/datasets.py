@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as mio
-from .errors import DataError
+from . import files
+from ..errors import DataError
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -28,7 +28,7 @@ IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1
 
 
 @dataclass(frozen=True)
-class Spec:
+class DatasetInfo:
     """What a dataset looks like, so a wrong or damaged copy is caught before it is used."""
     format: str                         # idx | cifar | imagefolder
     classes: int | None = None          # None: from the data (imagefolder)
@@ -43,8 +43,8 @@ class Spec:
     class_names: tuple[str, ...] = ()
 
 
-SPECS = {
-    "fashion_mnist": Spec(
+KNOWN = {
+    "fashion_mnist": DatasetInfo(
         "idx", 10, 60000, 10000, (1, 28, 28), balanced=True,
         # sha256 of the decompressed IDX files, measured on the Debian package dataset-fashion-mnist
         sha256={"train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
@@ -56,23 +56,23 @@ SPECS = {
         how_to_get="`apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or set dataset.root to a folder "
                    "holding the four *-ubyte(.gz) files, or set dataset.download: true where the network allows",
         class_names=tuple(FASHION_CLASSES)),
-    "mnist": Spec(
+    "mnist": DatasetInfo(
         "idx", 10, 60000, 10000, (1, 28, 28),
         search=("/usr/share/datasets/mnist", "data/raw/mnist", "data/raw/MNIST/raw"), torchvision="MNIST",
         how_to_get="set dataset.root to a folder holding the four MNIST *-ubyte(.gz) files, or set "
                    "dataset.download: true where the network allows",
         class_names=tuple(str(c) for c in range(10))),
-    "cifar10": Spec(
+    "cifar10": DatasetInfo(
         "cifar", 10, 50000, 10000, (3, 32, 32), balanced=True,
         search=("data/raw/cifar-10-batches-py",), torchvision="CIFAR10",
         how_to_get="set dataset.root to the unpacked cifar-10-batches-py folder of the official python "
                    "version, or set dataset.download: true where the network allows"),
-    "cifar100": Spec(
+    "cifar100": DatasetInfo(
         "cifar", 100, 50000, 10000, (3, 32, 32), balanced=True,
         search=("data/raw/cifar-100-python",), torchvision="CIFAR100",
         how_to_get="set dataset.root to the unpacked cifar-100-python folder of the official python "
                    "version, or set dataset.download: true where the network allows"),
-    "imagefolder": Spec(
+    "imagefolder": DatasetInfo(
         "imagefolder",
         how_to_get="set dataset.root to a folder with train/<class>/*.jpg and val/<class>/*.jpg "
                    "(the ImageNet layout); images are resized to dataset.image_size"),
@@ -187,64 +187,64 @@ def read_imagefolder(root: Path, image_size: int) -> dict:
 
 
 # ---------------------------------------------------------------- locate, verify, prepare, load
-def _has_raw(spec: Spec, folder: Path) -> bool:
-    if spec.format == "idx":
+def _has_raw(info: DatasetInfo, folder: Path) -> bool:
+    if info.format == "idx":
         return all((folder / f).exists() or (folder / f"{f}.gz").exists() for f in IDX_FILES.values())
-    if spec.format == "cifar":
-        return (folder / ("test_batch" if spec.classes == 10 else "test")).exists()
+    if info.format == "cifar":
+        return (folder / ("test_batch" if info.classes == 10 else "test")).exists()
     return (folder / "train").is_dir()
 
 
 def locate(name: str, root: str | None, download: bool, raw_dir: str | Path = "data/raw") -> Path:
     """The folder holding the raw files: dataset.root if set, else the usual places, else a download."""
-    spec = SPECS[name]
-    candidates = [Path(root).expanduser()] if root else [Path(p) for p in spec.search]
+    info = KNOWN[name]
+    candidates = [Path(root).expanduser()] if root else [Path(p) for p in info.search]
     for folder in candidates:
-        if folder.is_dir() and _has_raw(spec, folder):
+        if folder.is_dir() and _has_raw(info, folder):
             return folder
-    if download and spec.torchvision and not root:
-        return _download(name, spec, Path(raw_dir))
+    if download and info.torchvision and not root:
+        return _download(name, info, Path(raw_dir))
     looked = ", ".join(str(c) for c in candidates) or "(no folder given)"
-    raise DataError(f"dataset {name!r} not found; looked in: {looked}. To get it: {spec.how_to_get}")
+    raise DataError(f"dataset {name!r} not found; looked in: {looked}. To get it: {info.how_to_get}")
 
 
-def _download(name: str, spec: Spec, raw_dir: Path) -> Path:
-    from .vision import import_torchvision
+def _download(name: str, info: DatasetInfo, raw_dir: Path) -> Path:
+    from ..vision import import_torchvision
 
     datasets = import_torchvision().datasets
-    cls = getattr(datasets, spec.torchvision)
+    cls = getattr(datasets, info.torchvision)
     try:
         for train in (True, False):
             cls(root=str(raw_dir), train=train, download=True)
     except Exception as exc:  # network errors come in many types
         raise DataError(f"dataset {name!r}: download into {raw_dir} failed ({type(exc).__name__}: {exc}). "
-                        f"To get it: {spec.how_to_get}") from exc
-    for folder in map(Path, spec.search):
-        if folder.is_dir() and _has_raw(spec, folder):
+                        f"To get it: {info.how_to_get}") from exc
+    for folder in map(Path, info.search):
+        if folder.is_dir() and _has_raw(info, folder):
             return folder
     raise DataError(f"dataset {name!r}: downloaded into {raw_dir}, but the files are not where expected")
 
 
 def read_raw(name: str, folder: Path, image_size: int = 64) -> dict:
-    spec = SPECS[name]
-    if spec.format == "idx":
+    info = KNOWN[name]
+    if info.format == "idx":
         out: dict = {"sha256": {}}
         for key, fname in IDX_FILES.items():
             path = folder / fname if (folder / fname).exists() else folder / f"{fname}.gz"
             arr, digest = read_idx(path)
             out[key], out["sha256"][fname] = (arr[:, None] if key.endswith("_x") else arr.astype(np.int64)), digest
-        out["class_names"] = list(spec.class_names)
+        out["class_names"] = list(info.class_names)
         return out
-    if spec.format == "cifar":
-        return read_cifar(folder, spec.classes)
+    if info.format == "cifar":
+        return read_cifar(folder, info.classes)
     return read_imagefolder(folder, image_size)
 
 
-def verify(name: str, data: dict, strict: bool) -> int:
+def check_release(name: str, data: dict, strict: bool) -> int:
     """Check internal consistency always; with `strict`, also the official sizes, class counts and
     content hashes. Returns the number of classes."""
-    spec = SPECS[name]
-    classes = spec.classes or len(data["class_names"])
+    info = KNOWN[name]
+    classes = info.classes or len(data["class_names"])
     for part in ("train", "test"):
         x, y = data[f"{part}_x"], data[f"{part}_y"]
         if len(x) != len(y) or len(x) == 0:
@@ -255,46 +255,46 @@ def verify(name: str, data: dict, strict: bool) -> int:
     if not strict:
         return classes
     problems = []
-    for part, want in (("train", spec.train), ("test", spec.test)):
+    for part, want in (("train", info.train), ("test", info.test)):
         x, y = data[f"{part}_x"], data[f"{part}_y"]
         if want is not None and len(x) != want:
             problems.append(f"{part}: {len(x)} samples, expected {want}")
-        if spec.shape and tuple(x.shape[1:]) != spec.shape:
-            problems.append(f"{part}: images of shape {tuple(x.shape[1:])}, expected {spec.shape}")
+        if info.shape and tuple(x.shape[1:]) != info.shape:
+            problems.append(f"{part}: images of shape {tuple(x.shape[1:])}, expected {info.shape}")
         counts = np.bincount(y, minlength=classes)
-        if spec.balanced and want is not None and not (counts == want // classes).all():
+        if info.balanced and want is not None and not (counts == want // classes).all():
             problems.append(f"{part}: class counts {counts.tolist()}, expected {want // classes} each")
     for fname, digest in data.get("sha256", {}).items():
-        if fname in spec.sha256 and digest != spec.sha256[fname]:
-            problems.append(f"{fname}: sha256 {digest[:16]}..., expected {spec.sha256[fname][:16]}...")
+        if fname in info.sha256 and digest != info.sha256[fname]:
+            problems.append(f"{fname}: sha256 {digest[:16]}..., expected {info.sha256[fname][:16]}...")
     if problems:
         raise DataError(f"dataset {name!r} does not match the official release: {'; '.join(problems)}. "
-                        f"Reinstall it ({spec.how_to_get}); for a deliberate subset set dataset.verify: false")
+                        f"Reinstall it ({info.how_to_get}); for a deliberate subset set dataset.verify: false")
     return classes
 
 
 def prepare(name: str, out: str | Path, *, root: str | None = None, download: bool = True,
-            strict: bool = True, image_size: int = 64, raw_dir: str | Path = "data/raw") -> dict:
+            verify: bool = True, image_size: int = 64, raw_dir: str | Path = "data/raw") -> dict:
     """Read, verify and cache a dataset as tensors at `out` (.pt) with a `.json` record beside it."""
     import torch
 
-    if name not in SPECS:
-        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(SPECS)}")
+    if name not in KNOWN:
+        raise DataError(f"unknown dataset {name!r}; allowed: {', '.join(KNOWN)}")
     folder = locate(name, root, download, raw_dir)
     data = read_raw(name, folder, image_size)
-    classes = verify(name, data, strict)
+    classes = check_release(name, data, verify)
     tensors = {k: torch.from_numpy(np.array(data[k], copy=True)) for k in ("train_x", "train_y", "test_x", "test_y")}
     out = Path(out)
-    mio.torch_save(out, tensors)
+    files.torch_save(out, tensors)
     record = {
         "name": name, "classes": classes,
         "class_names": data["class_names"] or [str(c) for c in range(classes)],
         "shapes": {k: list(v.shape) for k, v in tensors.items()},
         "class_counts": {p: np.bincount(data[f"{p}_y"], minlength=classes).tolist() for p in ("train", "test")},
-        "source": str(folder.resolve()), "raw_sha256": data.get("sha256", {}), "verified": strict,
-        "sha256": mio.sha256_file(out),
+        "source": str(folder.resolve()), "raw_sha256": data.get("sha256", {}), "verified": verify,
+        "sha256": files.sha256_file(out),
     }
-    mio.write_json(out.with_suffix(".json"), record)
+    files.write_json(out.with_suffix(".json"), record)
     return record
 
 
@@ -309,7 +309,7 @@ def load(path: str | Path) -> tuple[dict, dict]:
                         f"run `snakemake prepare_data` or `mhd prepare`")
     meta = json.loads(meta_path.read_text())
     raw = path.read_bytes()
-    digest = mio.sha256_bytes(raw)
+    digest = files.sha256_bytes(raw)
     if digest != meta["sha256"]:
         raise DataError(f"prepared dataset {path} is corrupt: sha256 {digest[:16]}... but {meta_path.name} "
                         f"records {meta['sha256'][:16]}...; delete both files and prepare again")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as mio
-from .errors import ConfigError, DataError
+from . import files
+from ..errors import ConfigError, DataError
 
 TOPOLOGIES = ("complete", "ring", "chain", "star", "islands", "regular")
 _MAX_TRIES = 1000  # rejection sampling of random regular graphs; fails only for near-impossible asks
@@ -41,8 +41,9 @@ def _divisors(n: int) -> list[int]:
 
 
 def make(topology: str, clients: int, *, islands: int = 2, degree: int = 2,
-         directed: bool = False, seed: int = 0) -> list[Edge]:
-    """Sorted, duplicate-free edge list (src, dst), no self-loops.
+         directed: bool = False, graph_seed: int = 0) -> list[Edge]:
+    """Sorted, duplicate-free edge list (src, dst), no self-loops. The keywords are the run keys of
+    config.graph_params, so a rule's params reach here unrenamed.
 
     Directed variants: ring and chain point along increasing index (i -> i+1), star points away
     from the hub (client 0), regular has in- and out-degree k; complete and islands are symmetric
@@ -62,7 +63,7 @@ def make(topology: str, clients: int, *, islands: int = 2, degree: int = 2,
         size = n // islands
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j and i // size == j // size]
     else:
-        pairs = _random_regular(n, degree, directed, np.random.default_rng(seed))
+        pairs = _random_regular(n, degree, directed, np.random.default_rng(graph_seed))
     edges = set(pairs)
     if not directed:
         edges |= {(j, i) for i, j in edges}
@@ -98,14 +99,22 @@ def in_neighbours(edges: list[Edge], clients: int) -> list[list[int]]:
     return senders
 
 
+def senders_matrix(edges: list[Edge], clients: int) -> np.ndarray:
+    """N x N booleans, [i, j] true when client j sends to client i (i distils from j)."""
+    senders = np.zeros((clients, clients), dtype=bool)
+    for src, dst in edges:
+        senders[dst, src] = True
+    return senders
+
+
 def write(out_dir: str | Path, edges: list[Edge], params: dict) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["src", "dst"])
     writer.writerows(edges)
     out = Path(out_dir)
-    mio.write_text(out / "edges.csv", buf.getvalue())
-    mio.write_json(out / "graph.json", {"params": params, "edges": len(edges),
+    files.write_text(out / "edges.csv", buf.getvalue())
+    files.write_json(out / "graph.json", {"params": params, "edges": len(edges),
                                         "in_degree": [len(s) for s in in_neighbours(edges, params["clients"])]})
 
 

@@ -1,0 +1,67 @@
+"""Checkpoints: a trainer's whole state (models, optimiser per client, teachers, RNG, metrics so far)
+in one file, written atomically, loaded only into a trainer of the same run config."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from ..data import files
+from ..errors import DataError
+from .teachers import Teachers
+from .vectorised import from_client_layout, to_client_layout
+
+# how a run executes, not what it computes (equal within float tolerance): a checkpoint resumes
+# across them, e.g. a run begun vectorised on a GPU goes on with the loop on a CPU
+EXECUTION_KEYS = ("engine", "compile")
+
+
+def config_hash(run: dict) -> str:
+    what = {k: v for k, v in run.items() if k not in EXECUTION_KEYS}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def state(trainer) -> dict:
+    return {"step": trainer.step, "config_hash": config_hash(trainer.run),
+            "models": trainer.models.state_dict(), "projections": trainer.projections.state_dict(),
+            "optimizer": to_client_layout(trainer.opt.state_dict(), trainer.layout), "rng": torch.get_rng_state(),
+            "metrics": trainer.metrics, "teachers": trainer.teachers.state(),
+            "loss_sum": trainer.loss_sum.cpu(), "loss_steps": trainer.loss_steps}
+
+
+def save(trainer, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(state(trainer), buf)
+    files.write_bytes(path, buf.getvalue())
+
+
+def load(trainer, path: Path) -> None:
+    """Restore `trainer` from `path`; refuse a file that is not a checkpoint of this run config."""
+    try:
+        saved = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location=trainer.device)
+    except Exception as exc:  # truncated zip, tampered pickle, ...: never executed, always refused
+        raise DataError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); "
+                        f"it is truncated or not a checkpoint of this project. Delete it to start the "
+                        f"run from step 0.") from exc
+    if saved.get("config_hash") != config_hash(trainer.run):
+        raise DataError(f"checkpoint {path} belongs to a different run config (hash {saved.get('config_hash')}, "
+                        f"this run {config_hash(trainer.run)}); delete it or choose another --out")
+    trainer.models.load_state_dict(saved["models"])
+    trainer.projections.load_state_dict(saved["projections"])
+    trainer.opt.load_state_dict(from_client_layout(saved["optimizer"], trainer.layout))
+    torch.set_rng_state(saved["rng"].cpu())
+    trainer.step, trainer.metrics = saved["step"], [list(row) for row in saved["metrics"]]
+    trainer.teachers = Teachers.from_state(saved["teachers"] if "teachers" in saved else _earlier(saved["cache"]),
+                                           trainer.device)
+    trainer.loss_sum, trainer.loss_steps = saved["loss_sum"].to(trainer.device), saved["loss_steps"]
+
+
+def _earlier(cache: dict) -> dict:
+    """Teachers as checkpoints of version 0.1 stored them ("pub_x", "probs", "emb<j>"), so a run
+    begun before the teachers had a class of their own resumes."""
+    embs = sorted((k for k in cache if k.startswith("emb")), key=lambda k: int(k[3:]))
+    return {"public_x": cache.get("pub_x"), "probs_JxBxKxC": cache.get("probs"), "embeddings": [cache[k] for k in embs]}

@@ -1,0 +1,100 @@
+"""`train()`: one run from its artefacts to results/runs/<id>/. Builds the federation and the trainer,
+resumes from the checkpoint, steps, evaluates and checkpoints every `eval_every` steps, and writes
+metrics.csv and run.json (the provenance)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data import files, provenance
+from ..errors import ConfigError
+from . import checkpoint, methods
+from .evaluation import evaluate
+from .federation import Federation
+from .trainer import Trainer
+
+
+def write_metrics(path: Path, rows: list[list]) -> None:
+    lines = ["step,client,head,metric,value"] + [f"{s},{c},{h},{m},{v!r}" for s, c, h, m, v in rows]
+    files.write_text(path, "\n".join(lines) + "\n")
+
+
+def headline(rows: list[list], heads: int) -> tuple[float, float]:
+    """Mean over clients of the best head's shared accuracy and the main head's private accuracy."""
+    shared = [v for s, c, h, m, v in rows if m == "shared_acc" and h != "ensemble"]
+    private = [v for s, c, h, m, v in rows if m == "private_acc" and h == "0"]
+    best = max(np.mean(shared[k::heads + 1]) for k in range(heads + 1))
+    return best, float(np.mean(private))
+
+
+def _writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {out} cannot be written: {exc.strerror}") from exc
+
+
+def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "auto", progress: bool | None = None,
+          stop_after: int | None = None) -> dict:
+    """Train one run into `out_dir` (metrics.csv, checkpoint.pt, run.json), resuming from
+    `out_dir/checkpoint.pt` when it exists. `run` is effective (config.validate_run gives it).
+    `stop_after`: stop after that many steps of this call (tests use it to interrupt a run)."""
+    from tqdm.auto import tqdm
+
+    if not methods.is_effective(run):
+        raise ConfigError(f"run of method {run['method']!r} does not carry its method's preset "
+                          f"{methods.PRESETS[run['method']]}; pass it through config.validate_run first")
+    out = Path(out_dir)
+    _writable(out)
+    fed = Federation.load(run, prepared, split_dir, graph_dir, device)
+    trainer = Trainer(run, fed)
+    ckpt = out / "checkpoint.pt"
+    resumed_from = 0
+    if ckpt.exists():
+        checkpoint.load(trainer, ckpt)
+        resumed_from = trainer.step
+    start, t0 = trainer.step, time.perf_counter()
+    images_per_step = fed.clients * run["batch_private"] + len(trainer.models) * run["batch_public"] * trainer.uses_public
+    bar = tqdm(total=run["steps"], initial=start, disable=None if progress is None else not progress,
+               desc=f"{run['method']} H={run['heads']}", unit="step", dynamic_ncols=True)
+    while trainer.step < run["steps"]:
+        trainer.train_step()
+        bar.update(1)
+        if trainer.step % run["eval_every"] == 0 or trainer.step == run["steps"]:
+            rows = evaluate(trainer)
+            trainer.metrics += rows
+            write_metrics(out / "metrics.csv", trainer.metrics)
+            checkpoint.save(trainer, ckpt)
+            best, private = headline(rows, run["heads"])
+            bar.set_postfix(shared_best_head=f"{best:.3f}", private_main=f"{private:.3f}")
+            if bar.disable:  # logs get one line per evaluation instead of a bar
+                print(f"step {trainer.step}/{run['steps']}: shared accuracy of the best head {best:.3f}, "
+                      f"private accuracy of the main head {private:.3f}", flush=True)
+        if stop_after is not None and trainer.step - start >= stop_after:
+            break
+    bar.close()
+    wall = time.perf_counter() - t0
+    if trainer.step < run["steps"]:
+        return {"stopped_at": trainer.step}
+    if not (out / "metrics.csv").exists():
+        write_metrics(out / "metrics.csv", trainer.metrics)
+    steps_done = trainer.step - start
+    meta = fed.meta
+    record = {
+        "run": run, "seed": run["seed"], "config_hash": checkpoint.config_hash(run),
+        "inputs": {"prepared_sha256": meta["data"]["sha256"], "split": meta["split"]["sha256"],
+                   "split_params": meta["split"]["params"], "graph": meta["graph"]["params"],
+                   "paths": {"prepared": str(prepared), "split": str(split_dir), "graph": str(graph_dir)}},
+        "versions": provenance.versions(), "code": provenance.code_version(),
+        "device": provenance.device_info(fed.device), "engine": trainer.engine.name,
+        "wall_time_s": round(wall, 3), "steps_this_call": steps_done, "resumed_from_step": resumed_from,
+        "images_per_s": round(steps_done * images_per_step / wall, 1) if wall > 0 and steps_done else None,
+    }
+    files.write_json(out / "run.json", record)
+    return record

@@ -1,0 +1,62 @@
+"""The house rules that keep the package readable: stages as folders, small classes, method behaviour
+in methods.py only, one list of figure kinds and of methods."""
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from mhd.learning import methods
+from mhd.report import figures, kinds
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "mhd"
+
+
+def _modules():
+    return sorted(p for p in SRC.rglob("*.py"))
+
+
+def test_the_stages_are_folders_and_import_downwards_only():
+    assert {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == {
+        "data", "learning", "report", "bench"}
+    # data < learning < report (bench sits beside report): no stage imports a later one
+    later = {"data": ("learning", "report", "bench"), "learning": ("report", "bench"), "report": ("bench",)}
+    for path in _modules():
+        stage = path.relative_to(SRC).parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1 and node.module:
+                top = node.module.split(".")[0] if node.level == 2 else None
+                assert top not in later.get(stage, ()), f"{path.relative_to(SRC)} imports {node.module}"
+
+
+def test_no_class_is_longer_than_130_lines():
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 130, f"{path.relative_to(SRC)}: class {node.name} has {length} lines"
+
+
+def test_no_branch_on_a_method_name_outside_methods_py():
+    for path in _modules():
+        if path.name == "methods.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                names = [c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
+                assert not set(names) & set(methods.METHODS), \
+                    f"{path.relative_to(SRC)}:{node.lineno} compares with a method name; use a hook in methods.py"
+
+
+def test_one_list_of_figure_kinds_and_of_methods(repo):
+    assert tuple(figures.TRAINING_KINDS) == kinds.TRAINING_KINDS
+    assert tuple(figures.DATA_KINDS) == kinds.DATA_KINDS
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert tuple(schema["$defs"]["run"]["properties"]["method"]["enum"]) == methods.METHODS
+    assert all(methods.label(m, 0) for m in methods.METHODS)
+
+
+def test_every_module_says_its_job():
+    for path in _modules():
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and len(doc) > 20, f"{path.relative_to(SRC)} has no module docstring"
