@@ -133,6 +133,19 @@ def test_dvc_round_trip(repo, tiny_idx, tmp_path):
     git = "git -c user.email=t@example.invalid -c user.name=t"
     run(f"{git} init -q && {git} add -A && {git} commit -qm init", proj)
     run("dvc repro -q", proj)
+    # a changed description reruns the results stage: DVC deletes nothing, Snakemake retrains nothing
+    trained = {p: p.stat().st_mtime_ns for p in (proj / "results" / "runs").glob("*/*") if p.is_file()}
+    other = proj / "results" / "runs" / "run-of-another-overlay" / "metrics.csv"
+    other.parent.mkdir()
+    other.write_text("step,client,head,metric,value\n")
+    cfg["experiments"]["engine"]["description"] = "The same runs, described in other words."
+    (proj / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run(f"{git} commit -qam describe && dvc repro -q", proj)
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained, "a run was retrained or rewritten"
+    assert other.exists(), "DVC deleted a run it did not make"
+    assert "other words" in (proj / "results" / "experiments" / "engine.json").read_text()
+    other.unlink()
+    other.parent.rmdir()
     remote = tmp_path / "remote"
     run(f"dvc remote add -d local {remote} && dvc remote modify local verify true && {git} add -A && "
         f"{git} commit -qm lock && dvc push -q", proj)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
+from . import checks
 from .data import graphs
 from .errors import ConfigError
 from .learning import methods
-from .report.kinds import KINDS
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
@@ -52,6 +52,9 @@ def _describe(error, source: str) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown key {', '.join(repr(e) for e in extra)} under {where} (in {source}); allowed: {allowed}"
+    if "propertyNames" in error.schema_path and error.validator == "pattern":
+        return (f"name {error.instance!r} under {where} (in {source}): names become file names, wildcards and "
+                f"command words; allowed: letters, digits, '_', '.' and '-', starting with a letter or digit")
     if "propertyNames" in error.schema_path:
         allowed = ", ".join(error.validator_value)
         return f"unknown key {error.instance!r} under {where} (in {source}): not a run key; allowed: {allowed}"
@@ -72,16 +75,17 @@ def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
 
     if not isinstance(config, dict):
         raise ConfigError(f"config {source} must be a mapping of keys, found {type(config).__name__}")
+    checks.bounded(config, source)
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_describe(e, source) for e in errors]
-    for name, exp in (config.get("experiments") or {}).items() if not errors else ():
-        if "figure" in exp and exp["figure"] not in KINDS:
-            problems.append(f"experiments.{name}.figure = {exp['figure']!r} (in {source}): not a figure kind; "
-                            f"allowed: {', '.join(KINDS)}")
+    problems = [_describe(e, source) for e in errors] + checks.non_finite(config, source)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    return config, expand(config, source)  # rows and grids must also give valid runs
+    runs = expand(config, source)  # rows and grids must also give valid runs
+    problems = checks.figures_fit(config, runs, source)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config, runs
 
 
 def _normalise(run: dict) -> dict:
@@ -137,8 +141,9 @@ def validate_run(run: dict, source: str) -> dict:
     s = schema()
     run_schema = {**s["$defs"]["run"], "required": s["properties"]["run"]["required"]}
     errors = list(jsonschema.Draft202012Validator(run_schema).iter_errors(run))
-    if errors:
-        raise ConfigError("invalid run config:\n  " + "\n  ".join(_describe(e, source) for e in errors))
+    problems = [_describe(e, source) for e in errors] + checks.non_finite(run, source)
+    if problems:
+        raise ConfigError("invalid run config:\n  " + "\n  ".join(problems))
     return methods.effective(_normalise(run))
 
 
@@ -202,11 +207,37 @@ def merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
+def typed(overrides) -> dict:
+    """Snakemake's --config values with every string re-read as YAML: Snakemake reads
+    `run={steps: 10}` with YAML's base loader, which leaves 10 a string."""
+    if isinstance(overrides, dict):
+        return {k: typed(v) for k, v in overrides.items()}
+    if isinstance(overrides, list):
+        return [typed(v) for v in overrides]
+    if isinstance(overrides, str):
+        try:
+            return yaml.safe_load(overrides) if overrides.strip() else overrides
+        except yaml.YAMLError:
+            return overrides
+    return overrides
+
+
+def templated(config: dict) -> bool:
+    """Whether a config file asks Snakemake for YTE templating (`__use_yte__: true`): Snakemake then
+    evaluates the Python in it when it loads the file, before this project sees it."""
+    return bool(config.get("__use_yte__"))
+
+
 def merge_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
     """config/config.yaml with each --configfile merged over it, not yet validated."""
     config = read_yaml(base_path)
     for path in overlay_paths:
-        config = merge(config, read_yaml(path))
+        overlay = read_yaml(path)
+        if templated(overlay):
+            raise ConfigError(f"config {path} uses YTE templating (__use_yte__: true): Snakemake runs the Python in "
+                              f"such a file when it loads it, so treat it as code; this project reads plain YAML "
+                              f"configs only: remove __use_yte__ and write the values out")
+        config = merge(config, overlay)
     return config
 
 

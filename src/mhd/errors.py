@@ -11,3 +11,7 @@ class ConfigError(MHDError):
 
 class DataError(MHDError):
     """A dataset, split or graph artefact is missing, corrupt or inconsistent."""
+
+
+class TrainingError(MHDError):
+    """A run cannot go on: its loss stopped being a finite number, or it would not fit in memory."""

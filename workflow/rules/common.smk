@@ -1,6 +1,7 @@
 # Config loading and validation, and the helpers that turn experiments into target lists.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -8,14 +9,20 @@ from snakemake.exceptions import WorkflowError
 
 from mhd import config as mconfig
 from mhd.errors import MHDError
+from mhd.checks import swept_key
 from mhd.report.kinds import DATA_KINDS
 
-# config/config.yaml is the base; each --configfile / --config is merged over it (experiments are
-# replaced whole), so an overlay names exactly the experiments it wants.
+# config/config.yaml is the base; each --configfile, read by the project in the order given, is merged
+# over it (experiments replaced whole), then --config (values re-read as YAML, so `run={steps: 10}`
+# gives a number): the same plan as `mhd check config/config.yaml OVERLAY ...`. Snakemake's own
+# merge of several --configfile would cross one overlay's rows with another's grid.
 _BASE = Path(workflow.basedir) / "config" / "config.yaml"
+_OVERLAYS = [str(p) for p in workflow.overwrite_configfiles]
 try:
-    CONFIG, RUNS = mconfig.plan(mconfig.merge(mconfig.read_yaml(_BASE), dict(config)),
-                                source=f"{_BASE} + --configfile/--config")
+    CONFIG, RUNS = mconfig.plan(
+        mconfig.merge(mconfig.merge_layered(_BASE, _OVERLAYS), mconfig.typed(workflow.config_settings.overwrite_config)),
+        source=" + ".join([str(_BASE), *_OVERLAYS, *(["--config"] if workflow.config_settings.overwrite_config else [])]),
+    )
 except MHDError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
@@ -122,9 +129,8 @@ def _experiment(wildcards):
 def experiment_spec(wildcards):
     """What `mhd figure --spec` reads: the figure kind, the swept key and the experiment's artefacts."""
     name, exp = _experiment(wildcards)
-    swept = [k for k in exp.get("grid", {}) if k not in ("seed", "split_seed", "graph_seed")]
     spec = {"name": name, "figure": exp["figure"], "description": exp.get("description", ""),
-            "x": exp.get("x") or (swept[0] if swept else None), "dataset_meta": prepared("json")}
+            "x": swept_key(exp), "dataset_meta": prepared("json")}
     runs = RUNS[name]
     spec["splits"] = sorted({f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs})
     spec["graphs"] = sorted({f"data/graphs/{mconfig.graph_id(r)}" for r in runs})

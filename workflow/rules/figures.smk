@@ -32,7 +32,7 @@ for _kind in sorted(set(FIGURED.values())):
             ),
             pdf="figures/{experiment}.pdf",
         wildcard_constraints:
-            experiment="|".join(sorted(e for e, k in FIGURED.items() if k == _kind)),
+            experiment="|".join(re.escape(e) for e in sorted(e for e, k in FIGURED.items() if k == _kind)),
         params:
             stem=subpath(output.png, strip_suffix=".png"),
         log:

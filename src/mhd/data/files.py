@@ -1,4 +1,5 @@
-"""Atomic file writes and content hashes: a killed job never leaves a half-written artefact."""
+"""Atomic file writes and content hashes: a killed job never leaves a half-written artefact, and every
+file gets the permissions the umask gives (a project group can read results)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,27 @@ from typing import Any, Callable
 from ..errors import MHDError
 
 
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files of writes killed before their rename (`.<name>.<random>.tmp`)."""
+    return sorted(p for p in Path(folder).glob(f".*{TMP_SUFFIX}") if p.is_file() and not p.is_symlink())
+
+
 def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
     """Write through `write(fh)` into a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()

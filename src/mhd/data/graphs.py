@@ -129,4 +129,16 @@ def read(out_dir: str | Path) -> tuple[list[Edge], dict]:
         raise DataError(f"cannot read the graph artefact in {out}: {exc}; rebuild it with snakemake") from exc
     if rows[:1] != [["src", "dst"]]:
         raise DataError(f"{out / 'edges.csv'}: expected header 'src,dst', found {rows[:1]}")
-    return [(int(a), int(b)) for a, b in rows[1:]], meta
+    try:
+        edges = [(int(a), int(b)) for a, b in rows[1:]]
+        expected = make(**meta["params"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"{out}: edges.csv or graph.json cannot be read as a graph ({exc}); rebuild it with "
+                        f"snakemake") from exc
+    if edges != expected:  # the record says how the graph was made: the edges must be exactly those
+        extra, missing = sorted(set(edges) - set(expected)), sorted(set(expected) - set(edges))
+        raise DataError(f"{out / 'edges.csv'} does not match its record {meta['params']}: "
+                        f"{len(edges)} edges where the record makes {len(expected)}"
+                        f"{f', unexpected {extra[:5]}' if extra else ''}{f', missing {missing[:5]}' if missing else ''}"
+                        f"{', duplicates' if len(set(edges)) != len(edges) else ''}; delete {out} and rebuild it")
+    return edges, meta

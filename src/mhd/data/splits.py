@@ -95,8 +95,16 @@ def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew"
         raise ConfigError(f"clients x samples_per_client = {clients} x {samples_per_client} = "
                           f"{clients * samples_per_client} private samples asked, but only {available} remain "
                           f"after the public set; lower clients, samples_per_client or public_fraction")
-    dist = class_distribution(scheme, clients, classes, skew=skew, alpha=alpha, rng=rng)
+    with np.errstate(all="ignore"):  # an overflowing skew is refused below, with the reason
+        dist = class_distribution(scheme, clients, classes, skew=skew, alpha=alpha, rng=rng)
+    if not np.isfinite(dist).all() or not np.allclose(dist.sum(axis=1), 1.0):
+        raise ConfigError(f"scheme {scheme} with skew = {skew}, alpha = {alpha}: the class probabilities overflow "
+                          f"(not finite numbers), so the clients would not get {samples_per_client} samples each; "
+                          f"allowed: a finite skew below 1e300")
     counts = round_counts(dist, samples_per_client)
+    if (counts.sum(axis=1) != samples_per_client).any():
+        raise ConfigError(f"split: the clients would get {counts.sum(axis=1).tolist()} private samples, not "
+                          f"samples_per_client = {samples_per_client} each")
     demand = counts.sum(axis=0)
     for c in range(classes):
         if demand[c] > len(pools[c]):
@@ -140,6 +148,24 @@ def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, p
     })
 
 
+def check(split: Split, size: int, source: str | Path) -> None:
+    """Indices inside the training split (0 <= i < size), no index twice within or across the private
+    sets and the public set, every private set of the same size."""
+    sets = [*split.private, split.public]
+    everything = np.concatenate(sets) if sets else np.zeros(0, dtype=np.int64)
+    if len(everything) and (everything.min() < 0 or everything.max() >= size):
+        raise DataError(f"split {source}: index {int(everything.min() if everything.min() < 0 else everything.max())} "
+                        f"lies outside the training split (0..{size - 1}); delete {source} and rebuild it")
+    if len(np.unique(everything)) != len(everything):
+        values, counts = np.unique(everything, return_counts=True)
+        raise DataError(f"split {source}: index {int(values[counts > 1][0])} appears more than once (the private "
+                        f"sets and the public set must be disjoint); delete {source} and rebuild it")
+    sizes = sorted({len(p) for p in split.private})
+    if len(sizes) != 1:
+        raise DataError(f"split {source}: private sets of sizes {sizes}; every client has the same number of "
+                        f"samples. Delete {source} and rebuild it")
+
+
 def read(out_dir: str | Path) -> tuple[Split, dict]:
     """Load a split artefact, checking it against the hashes recorded beside it."""
     out = Path(out_dir)
@@ -155,7 +181,12 @@ def read(out_dir: str | Path) -> tuple[Split, dict]:
     clients = meta["params"]["clients"]
     private: list[list[int]] = [[] for _ in range(clients)]
     public: list[int] = []
-    for owner, j in rows:
-        (public if owner == "public" else private[int(owner)]).append(int(j))
+    owners = {str(i): p for i, p in enumerate(private)} | {"public": public}
+    try:
+        for owner, j in rows:
+            owners[owner].append(int(j))
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{out / 'indices.csv'}: a row names owner or index {exc}; allowed owners: 0..{clients - 1} "
+                        f"and public, indices integers. Delete {out} and rebuild it") from exc
     dist = np.asarray(meta["distribution"])
     return Split([np.asarray(p, dtype=np.int64) for p in private], np.asarray(public, dtype=np.int64), dist), meta

@@ -1,5 +1,6 @@
 """Checkpoints: a trainer's whole state (models, optimiser per client, teachers, RNG, metrics so far)
-in one file, written atomically, loaded only into a trainer of the same run config."""
+in one file, written atomically, loaded only into a trainer of the same run config on the same
+inputs (prepared data, split and graph, by their hashes)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def config_hash(run: dict) -> str:
 
 
 def state(trainer) -> dict:
-    return {"step": trainer.step, "config_hash": config_hash(trainer.run),
+    return {"step": trainer.step, "config_hash": config_hash(trainer.run), "inputs": trainer.fed.inputs,
             "models": trainer.models.state_dict(), "projections": trainer.projections.state_dict(),
             "optimizer": to_client_layout(trainer.opt.state_dict(), trainer.layout), "rng": torch.get_rng_state(),
             "metrics": trainer.metrics, "teachers": trainer.teachers.state(),
@@ -39,25 +40,41 @@ def save(trainer, path: Path) -> None:
     files.write_bytes(path, buf.getvalue())
 
 
-def load(trainer, path: Path) -> None:
-    """Restore `trainer` from `path`; refuse a file that is not a checkpoint of this run config."""
+def load(trainer, path: Path) -> bool:
+    """Restore `trainer` from `path` and return True; return False (restoring nothing) when the
+    checkpoint was trained on other inputs than the trainer's, or records none. Refuse a file that is
+    not a checkpoint of this run config."""
     try:
         saved = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location=trainer.device)
     except Exception as exc:  # truncated zip, tampered pickle, ...: never executed, always refused
-        raise DataError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); "
-                        f"it is truncated or not a checkpoint of this project. Delete it to start the "
-                        f"run from step 0.") from exc
+        raise DataError(f"checkpoint {path} cannot be loaded ({_reason(exc)}); it is truncated or not a "
+                        f"checkpoint of this project. Delete it to start the run from step 0") from exc
     if saved.get("config_hash") != config_hash(trainer.run):
         raise DataError(f"checkpoint {path} belongs to a different run config (hash {saved.get('config_hash')}, "
                         f"this run {config_hash(trainer.run)}); delete it or choose another --out")
-    trainer.models.load_state_dict(saved["models"])
-    trainer.projections.load_state_dict(saved["projections"])
-    trainer.opt.load_state_dict(from_client_layout(saved["optimizer"], trainer.layout))
+    if saved.get("inputs") != trainer.fed.inputs:
+        return False
+    try:
+        trainer.models.load_state_dict(saved["models"])
+        trainer.projections.load_state_dict(saved["projections"])
+        trainer.opt.load_state_dict(from_client_layout(saved["optimizer"], trainer.layout))
+    except (RuntimeError, KeyError, ValueError, IndexError) as exc:  # shapes that do not fit this run's models
+        raise DataError(f"checkpoint {path} has this run's config hash but does not fit its models "
+                        f"({_reason(exc)}); delete it to start the run from step 0") from exc
     torch.set_rng_state(saved["rng"].cpu())
     trainer.step, trainer.metrics = saved["step"], [list(row) for row in saved["metrics"]]
     trainer.teachers = Teachers.from_state(saved["teachers"] if "teachers" in saved else _earlier(saved["cache"]),
                                            trainer.device)
     trainer.loss_sum, trainer.loss_steps = saved["loss_sum"].to(trainer.device), saved["loss_steps"]
+    return True
+
+
+def _reason(exc: Exception) -> str:
+    """The exception's kind and first line, without PyTorch's advice to load untrusted files unsafely."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if "weights_only" in first or "Weights only load failed" in first:
+        first = "it holds objects other than tensors, which are never unpickled"
+    return f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__
 
 
 def _earlier(cache: dict) -> dict:

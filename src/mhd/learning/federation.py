@@ -4,13 +4,14 @@ cross-checked against the run; the trainer and the benchmarks read it, nothing h
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data import datasets, graphs, splits
+from ..data import datasets, files, graphs, splits
 from ..errors import ConfigError, DataError
 from .batches import TensorData
 
@@ -36,6 +37,7 @@ class Federation:
     senders_aux_NxJ: torch.Tensor     # the same, plus i itself when include_self (auxiliary heads)
     out_degree: list[int]             # receivers per client (bytes sent)
     meta: dict                        # the records of the prepared dataset, the split and the graph
+    inputs: dict                      # sha256 of what is trained on: prepared data, split, graph edges
 
     @classmethod
     def load(cls, run: dict, prepared: str | Path, split_dir: str | Path, graph_dir: str | Path,
@@ -45,6 +47,7 @@ class Federation:
         split, split_meta = splits.read(split_dir)
         edges, graph_meta = graphs.read(graph_dir)
         n, classes = run["clients"], data_meta["classes"]
+        splits.check(split, len(tensors["train_y"]), split_dir)
         if split.distribution.shape[0] != n or graph_meta["params"]["clients"] != n:
             raise DataError(f"run has clients = {n}, but split {split_dir} has {split.distribution.shape[0]} "
                             f"and graph {graph_dir} has {graph_meta['params']['clients']}")
@@ -64,7 +67,9 @@ class Federation:
             private_dist_NxC=torch.as_tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32, device=dev),
             senders_main_NxJ=senders.to(dev), senders_aux_NxJ=senders_aux.to(dev),
             out_degree=[sum(1 for s, _ in edges if s == i) for i in range(n)],
-            meta={"data": data_meta, "split": split_meta, "graph": graph_meta})
+            meta={"data": data_meta, "split": split_meta, "graph": graph_meta},
+            inputs={"prepared": data_meta["sha256"], "split": split_meta["sha256"]["indices.csv"],
+                    "graph": files.sha256_bytes(json.dumps(edges).encode())})
 
     @property
     def image_shape(self) -> tuple[int, int]:

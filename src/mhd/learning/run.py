@@ -4,7 +4,11 @@ metrics.csv and run.json (the provenance)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +35,47 @@ def headline(rows: list[list], heads: int) -> tuple[float, float]:
 
 
 def _writable(out: Path) -> None:
+    """Create `out` and try a write there: a new file of a random name, so no planted link is followed."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"output folder {out} cannot be written: {exc.strerror}") from exc
+
+
+@contextmanager
+def _only_writer(out: Path):
+    """Hold `out/.lock` for the whole run: a second `mhd train` on the same folder is refused. The lock
+    is the kernel's (flock), so a killed run leaves none behind."""
+    try:
+        fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {out / '.lock'}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another `mhd train` is writing to {out} (it holds {out / '.lock'}); wait for it "
+                              f"to end, or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _resume(trainer: Trainer, ckpt: Path) -> int:
+    """Load the checkpoint if there is one trained on the same inputs; one trained on others (a new
+    split, graph or dataset copy under the same run config) is set aside, and the run starts over."""
+    if not ckpt.exists():
+        return 0
+    if checkpoint.load(trainer, ckpt):
+        return trainer.step
+    aside = ckpt.with_name("checkpoint.stale.pt")
+    os.replace(ckpt, aside)
+    print(f"{ckpt} was trained on other inputs than {trainer.fed.inputs} (or records none): set aside as "
+          f"{aside.name}; this run starts from step 0", flush=True)
+    return 0
 
 
 def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "auto", progress: bool | None = None,
@@ -45,20 +83,24 @@ def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "
     """Train one run into `out_dir` (metrics.csv, checkpoint.pt, run.json), resuming from
     `out_dir/checkpoint.pt` when it exists. `run` is effective (config.validate_run gives it).
     `stop_after`: stop after that many steps of this call (tests use it to interrupt a run)."""
-    from tqdm.auto import tqdm
-
     if not methods.is_effective(run):
         raise ConfigError(f"run of method {run['method']!r} does not carry its method's preset "
                           f"{methods.PRESETS[run['method']]}; pass it through config.validate_run first")
     out = Path(out_dir)
     _writable(out)
+    with _only_writer(out):
+        for leftover in files.leftovers(out):  # the temporary file of a write that was killed
+            leftover.unlink()
+        return _train(run, prepared, split_dir, graph_dir, out, device, progress, stop_after)
+
+
+def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, stop_after) -> dict:
+    from tqdm.auto import tqdm
+
     fed = Federation.load(run, prepared, split_dir, graph_dir, device)
     trainer = Trainer(run, fed)
     ckpt = out / "checkpoint.pt"
-    resumed_from = 0
-    if ckpt.exists():
-        checkpoint.load(trainer, ckpt)
-        resumed_from = trainer.step
+    resumed_from = _resume(trainer, ckpt)
     start, t0 = trainer.step, time.perf_counter()
     images_per_step = fed.clients * run["batch_private"] + len(trainer.models) * run["batch_public"] * trainer.uses_public
     bar = tqdm(total=run["steps"], initial=start, disable=None if progress is None else not progress,
@@ -67,6 +109,7 @@ def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "
         trainer.train_step()
         bar.update(1)
         if trainer.step % run["eval_every"] == 0 or trainer.step == run["steps"]:
+            trainer.check_finite()
             rows = evaluate(trainer)
             trainer.metrics += rows
             write_metrics(out / "metrics.csv", trainer.metrics)
@@ -82,13 +125,12 @@ def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "
     wall = time.perf_counter() - t0
     if trainer.step < run["steps"]:
         return {"stopped_at": trainer.step}
-    if not (out / "metrics.csv").exists():
-        write_metrics(out / "metrics.csv", trainer.metrics)
+    write_metrics(out / "metrics.csv", trainer.metrics)  # whole, from the checkpoint: never a truncated file
     steps_done = trainer.step - start
     meta = fed.meta
     record = {
         "run": run, "seed": run["seed"], "config_hash": checkpoint.config_hash(run),
-        "inputs": {"prepared_sha256": meta["data"]["sha256"], "split": meta["split"]["sha256"],
+        "inputs": {"sha256": fed.inputs, "prepared_sha256": meta["data"]["sha256"], "split": meta["split"]["sha256"],
                    "split_params": meta["split"]["params"], "graph": meta["graph"]["params"],
                    "paths": {"prepared": str(prepared), "split": str(split_dir), "graph": str(graph_dir)}},
         "versions": provenance.versions(), "code": provenance.code_version(),

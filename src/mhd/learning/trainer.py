@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses, methods
+from ..errors import TrainingError
+from . import budget, losses, methods
 from .engine import Engine
 from .federation import Federation
 from .models import MultiHead
@@ -66,9 +67,10 @@ class Trainer:
         self.uses_public = methods.uses_public(run)
         self.device = federation.device
         self.amp = self.device.type == "cuda"  # bf16 autocast (tests switch it on for the CPU too)
-        torch.manual_seed(run["seed"])  # model initialisation: models, wide models, then projections
         archs = self.method.client_models(methods.architectures(run))
         in_ch, size = federation.image_shape
+        budget.check(run, archs, in_ch, size, federation.classes, self.device)  # before the seed: draws nothing after it
+        torch.manual_seed(run["seed"])  # model initialisation: models, wide models, then projections
         self.models = nn.ModuleList(MultiHead(a, in_ch, federation.classes, run["heads"], size)
                                     for a in archs).to(self.device)
         if run["channels_last"]:
@@ -82,6 +84,8 @@ class Trainer:
         self.loss_sum = torch.zeros(len(self.models), device=self.device)
         self.loss_steps = 0
         self.teachers = Teachers()
+        # the first step whose loss was not finite (-1: none), kept on the device: no sync per step
+        self.nonfinite_step = torch.tensor(-1, device=self.device)
 
     def autocast(self):
         return autocast(self.device, self.amp)
@@ -108,6 +112,8 @@ class Trainer:
                 self.teachers.embeddings = [emb[bp:].detach() for emb in embs]
             total = total + losses.distillation(r, t, self.teachers, fed.senders_main_NxJ, fed.senders_aux_NxJ,
                                                 [e[bp:] for e in embs], logits_NxBxKxC[:, bp:], self.projections)
+        bad = (self.nonfinite_step < 0) & ~torch.isfinite(total.detach())
+        self.nonfinite_step = torch.where(bad, t, self.nonfinite_step)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -115,6 +121,15 @@ class Trainer:
         self.loss_sum += ce.detach()
         self.loss_steps += 1
         self.step += 1
+
+    def check_finite(self) -> None:
+        """Stop a diverged run, naming the first step whose loss was NaN or infinite (checked at each
+        evaluation, before metrics or a checkpoint are written)."""
+        step = int(self.nonfinite_step)
+        if step >= 0:
+            raise TrainingError(f"the training loss became NaN or infinite at step {step} (lr = {self.run['lr']}, "
+                                f"optimizer {self.run['optimizer']}); no metrics or checkpoint after it were written. "
+                                f"Lower lr, or raise warmup_steps or nu_rampup")
 
     def mean_loss(self) -> list[float]:
         """Each model's mean training loss since the last call (then reset)."""

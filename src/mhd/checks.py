@@ -1,0 +1,82 @@
+"""Checks of a config beyond its schema, each naming the value, where it is and what is allowed: a
+bounded size (YAML aliases), finite numbers, figure kinds that exist and fit their experiments."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import ConfigError
+from .learning import methods
+from .report import kinds
+
+MAX_VALUES = 1_000_000  # a config is a few hundred values; YAML aliases can make it billions
+# kinds that show auxiliary heads: an experiment without an MHD run draws an empty figure
+AUXILIARY_KINDS = ("per_head", "topologies", "transitive", "theory")
+SWEPT_KINDS = ("sweep", "ablation")  # need a swept key: `x`, or a grid key other than the seeds
+SEED_KEYS = ("seed", "split_seed", "graph_seed")
+
+
+def bounded(config, source: str) -> None:
+    """Refuse a config whose values, counted with their repeats, exceed MAX_VALUES (an alias bomb),
+    before anything walks it value by value."""
+    count, stack = 0, [config]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(f"config {source} expands to more than {MAX_VALUES:,} values (YAML aliases repeated "
+                              f"into each other?); a config of this project has a few hundred")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def non_finite(config, source: str) -> list[str]:
+    """Every NaN or infinite number in the config, by where it is."""
+    found, stack = [], [((), config)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(((*path, k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            where = ".".join(map(str, path))
+            found.append(f"{where} = {node!r} (in {source}): not a finite number; allowed: finite numbers only")
+    return sorted(found)
+
+
+def swept_key(exp: dict) -> str | None:
+    """The key a sweep or ablation figure puts on its x axis: `x`, else the first grid key that is not a seed."""
+    swept = [k for k in exp.get("grid", {}) if k not in SEED_KEYS]
+    return exp.get("x") or (swept[0] if swept else None)
+
+
+def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
+    """Each experiment's figure exists and can be drawn from its runs: found when the config is read,
+    not after the training."""
+    problems = []
+    for name, exp in config["experiments"].items():
+        kind = exp.get("figure")
+        if kind is None:
+            continue
+        where = f"experiments.{name}.figure = {kind!r} (in {source})"
+        if kind not in kinds.KINDS:
+            problems.append(f"{where}: not a figure kind; allowed: {', '.join(kinds.KINDS)}")
+            continue
+        if kind not in kinds.TRAINING_KINDS:
+            continue
+        if not exp.get("train", True):
+            problems.append(f"{where}: a figure of trained runs, but the experiment has train: false; "
+                            f"allowed with train: false: {', '.join(kinds.DATA_KINDS)}")
+        elif kind in AUXILIARY_KINDS and not any(r["heads"] > 0 for r in runs[name]):
+            problems.append(f"{where}: shows auxiliary heads, but no run of the experiment has any "
+                            f"(methods {sorted({r['method'] for r in runs[name]})}); add a row with method: mhd")
+        elif kind in SWEPT_KINDS and swept_key(exp) is None:
+            problems.append(f"{where}: needs a swept key on its x axis; give `x`, or a grid key other than "
+                            f"{', '.join(SEED_KEYS)}")
+        elif kind == "communication" and all(methods.get(r["method"]).shares == "nothing" for r in runs[name]):
+            problems.append(f"{where}: shows accuracy against bytes sent, but no run of the experiment sends any; "
+                            f"add a run of a method that exchanges predictions or weights")
+    return problems

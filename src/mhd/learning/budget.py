@@ -1,0 +1,49 @@
+"""A lower bound on a run's memory, computed before anything large is allocated, so that an absurd
+size (`batch_public: 100000000`, `heads: 1000000`) is refused with the keys to lower instead of
+ending in an out-of-memory kill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import TrainingError
+from .models import backbone
+
+BYTES = 4  # float32
+
+
+def lower_bound(run: dict, archs: list[str], in_channels: int, size: int, classes: int) -> int:
+    """Bytes a step needs at least: every model's weights with their gradient and optimiser state, the
+    step's images as float, and the logits of every head with their gradient and teachers."""
+    images = len(archs) * (run["batch_private"] + run["batch_public"])
+    total = images * in_channels * size * size * BYTES
+    total += 4 * images * (run["heads"] + 1) * classes * BYTES
+    for arch in dict.fromkeys(archs):
+        body = backbone(arch, in_channels, size)
+        weights = sum(p.numel() for p in body.parameters()) + body.dim * (run["heads"] + 1) * classes
+        total += 3 * archs.count(arch) * weights * BYTES
+    return total
+
+
+def available(device: torch.device) -> int | None:
+    """Free memory of the device in bytes (CUDA: free on the GPU; CPU: MemAvailable), None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check(run: dict, archs: list[str], in_channels: int, size: int, classes: int, device: torch.device) -> None:
+    need, have = lower_bound(run, archs, in_channels, size, classes), available(device)
+    if have is not None and need > have:
+        raise TrainingError(
+            f"this run needs at least {need / 2**30:.1f} GiB on {device} and {have / 2**30:.1f} GiB are free: "
+            f"{len(archs)} models x (batch_private {run['batch_private']} + batch_public {run['batch_public']}) "
+            f"images of {in_channels}x{size}x{size}, heads {run['heads']}, {classes} classes; lower them")
