@@ -79,10 +79,24 @@ def cmd_graph(args) -> None:
     print(f"{params['topology']} graph on {params['clients']} clients: {len(edges)} edges -> {args.out}")
 
 
+def _read_spec(path: str) -> dict:
+    """An experiment spec (results/experiments/<name>.json), or the user's error."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise MHDError(f"--spec {path}: {exc.strerror}; experiment specs are written by the workflow "
+                       f"(results/experiments/<experiment>.json, rule experiment_spec)") from exc
+    except ValueError as exc:
+        raise MHDError(f"--spec {path}: not JSON ({exc})") from exc
+    if not isinstance(spec, dict) or "figure" not in spec:
+        raise MHDError(f"--spec {path}: not an experiment spec (no 'figure' key)")
+    return spec
+
+
 def cmd_figure(args) -> None:
     from .report import figures
 
-    spec = json.loads(Path(args.spec).read_text())
+    spec = _read_spec(args.spec)
     figures.draw(spec, args.out)
     print(f"{spec['figure']} figure of experiment {spec['name']} -> {args.out}.png, {args.out}.pdf")
 
@@ -164,7 +178,7 @@ def cmd_table(args) -> None:
     """Print the last-step accuracies of an experiment's runs as a markdown table."""
     from .report import summary
 
-    spec = json.loads(Path(args.spec).read_text())
+    spec = _read_spec(args.spec)
     table = summary.collect([r["dir"] for r in spec["runs"]])
     for cond in args.where:
         key, _, value = cond.partition("=")
@@ -174,6 +188,16 @@ def cmd_table(args) -> None:
     if table.empty:
         raise MHDError(f"no rows match {' and '.join(args.where)}")
     print(summary.headline_table(table))
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: 0 (torch's default) or a positive number of threads")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run (resumes from OUT/checkpoint.pt)")
     p.add_argument("--config", required=True, help="RUN.yaml: {run: {...every run key}, inputs: {prepared, split, graph}}")
     p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides run.device")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
@@ -223,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few steps each: under a minute on 2 CPU cores")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: the config's run.device (cuda in config/bench-gpu.yaml)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument("--scale", action="store_true",
                    help="throughput and peak memory of vectorised vs loop vs plain as N and H grow (JSON + figure)")

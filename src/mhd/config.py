@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Mapping
 import json
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, found {type(config).__name__}")
+    checks.bounded(config, str(path))
     return config
 
 
@@ -210,7 +212,7 @@ def merge(base: dict, overlay: dict) -> dict:
 def typed(overrides) -> dict:
     """Snakemake's --config values with every string re-read as YAML: Snakemake reads
     `run={steps: 10}` with YAML's base loader, which leaves 10 a string."""
-    if isinstance(overrides, dict):
+    if isinstance(overrides, Mapping):
         return {k: typed(v) for k, v in overrides.items()}
     if isinstance(overrides, list):
         return [typed(v) for v in overrides]

@@ -20,8 +20,8 @@ _BASE = Path(workflow.basedir) / "config" / "config.yaml"
 _OVERLAYS = [str(p) for p in workflow.overwrite_configfiles]
 try:
     CONFIG, RUNS = mconfig.plan(
-        mconfig.merge(mconfig.merge_layered(_BASE, _OVERLAYS), mconfig.typed(workflow.config_settings.overwrite_config)),
-        source=" + ".join([str(_BASE), *_OVERLAYS, *(["--config"] if workflow.config_settings.overwrite_config else [])]),
+        mconfig.merge(mconfig.merge_layered(_BASE, _OVERLAYS), mconfig.typed(workflow.config_settings.config)),
+        source=" + ".join([str(_BASE), *_OVERLAYS, *(["--config"] if workflow.config_settings.config else [])]),
     )
 except MHDError as exc:
     raise WorkflowError(str(exc)) from None

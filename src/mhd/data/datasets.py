@@ -97,6 +97,9 @@ def read_idx(path: str | Path) -> tuple[np.ndarray, str]:
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex() or 'empty'})")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: the IDX header announces {ndim} dimensions but the file ends after "
+                        f"{len(data)} bytes: truncated or corrupt")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     body = data[4 + 4 * ndim:]
     if len(body) != int(np.prod(dims)):
@@ -313,7 +316,14 @@ def load(path: str | Path) -> tuple[dict, dict]:
     if digest != meta["sha256"]:
         raise DataError(f"prepared dataset {path} is corrupt: sha256 {digest[:16]}... but {meta_path.name} "
                         f"records {meta['sha256'][:16]}...; delete both files and prepare again")
-    tensors = torch.load(io.BytesIO(raw), weights_only=True)
+    try:
+        tensors = torch.load(io.BytesIO(raw), weights_only=True)
+    except Exception as exc:  # not a torch file, or objects other than tensors: never unpickled
+        raise DataError(f"prepared dataset {path} is not a file of tensors ({type(exc).__name__}); delete it and "
+                        f"{meta_path.name}, and prepare again") from exc
+    if not isinstance(tensors, dict) or not all(isinstance(tensors.get(k), torch.Tensor) for k in meta["shapes"]):
+        raise DataError(f"prepared dataset {path} does not hold the tensors {sorted(meta['shapes'])}; delete it and "
+                        f"{meta_path.name}, and prepare again")
     for key, shape in meta["shapes"].items():
         if list(tensors[key].shape) != shape:
             raise DataError(f"prepared dataset {path}: {key} has shape {list(tensors[key].shape)}, "

@@ -222,7 +222,7 @@ def graph_drawings(spec: dict, out: Path) -> None:
 def _save_both(fig, out: Path) -> None:
     """`out`.png and `out`.pdf, each written atomically."""
     for ext in ("png", "pdf"):
-        plots.save(fig, out.with_suffix(f".{ext}"), close=False)
+        plots.save(fig, out.parent / f"{out.name}.{ext}", close=False)  # a name may hold a dot: v1.0
     plt.close(fig)
 
 
