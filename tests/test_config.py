@@ -108,3 +108,30 @@ def test_tools_take_a_whole_config_or_an_overlay(repo, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="overlay .*lacks experiments.*run from the repository root"):
         mconfig.load_any(repo / "config" / "paper.yaml")
+
+
+def test_naive_distillation_weights_and_mhd_keys_are_sweepable(base):
+    cfg = copy.deepcopy(base)
+    cfg["experiments"] = {"front": {"rows": [{"method": "single_head"}, {"method": "mean_target"}],
+                                    "grid": {"nu_main": [0.03, 0.3, 3.0]}},
+                          "mhd": {"grid": {"nu_aux": [0.3, 3.0], "include_self": [False, True], "heads": [1, 3]}},
+                          "plain": {"rows": [{"method": "single_head"}]}}
+    runs = mconfig.expand(cfg)
+    assert sorted((r["method"], r["nu_main"], r["teacher"]) for r in runs["front"]) == sorted(
+        [("single_head", w, "max_confidence") for w in (0.03, 0.3, 3.0)] + [("mean_target", w, "mean") for w in (0.03, 0.3, 3.0)])
+    assert {(r["nu_aux"], r["include_self"], r["heads"]) for r in runs["mhd"]} == {
+        (a, s, h) for a in (0.3, 3.0) for s in (False, True) for h in (1, 3)}
+    assert runs["plain"][0]["nu_main"] == 1.0 and runs["plain"][0]["heads"] == 0  # the method's default weight
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"method": "single_head", "heads": 3}, "single_head fixes heads = 0"),
+    ({"method": "isolated", "nu_main": 0.3}, "isolated fixes nu_main = 0.0"),
+    ({"method": "mean_target", "teacher": "max_confidence"}, "mean_target fixes teacher = 'mean'"),
+    ({"method": "single_head", "nu_main": 0.0}, "needs a weight nu_main > 0"),
+])
+def test_a_key_the_method_cannot_use_is_refused_not_ignored(base, row, message):
+    cfg = copy.deepcopy(base)
+    cfg["experiments"] = {"e": {"rows": [row]}}
+    with pytest.raises(ConfigError, match=message):
+        mconfig.validate(cfg, "test.yaml")

@@ -16,7 +16,7 @@ from mhd.errors import ConfigError, DataError
 
 def make_run(repo, **over):
     cfg = mconfig.load_layered(repo / "config" / "config.yaml", [repo / "config" / "smoke.yaml"])
-    return mconfig.validate_run({**cfg["run"], **over}, "test")
+    return mconfig.validate_run({**cfg["run"], **over}, "test", explicit=over)
 
 
 def fit(repo, inputs, out, **over):
@@ -27,7 +27,7 @@ def fit(repo, inputs, out, **over):
 
 @pytest.mark.parametrize("method", ["mhd", "isolated", "single_head", "mean_target", "fedavg", "centralized"])
 def test_every_method_trains_and_reports(repo, inputs, tmp_path, method):
-    m = fit(repo, inputs, tmp_path, method=method, heads=2)
+    m = fit(repo, inputs, tmp_path, method=method, **({"heads": 2} if method == "mhd" else {}))
     assert list(m.columns) == ["step", "client", "head", "metric", "value"]
     assert sorted(m.step.unique()) == [6, 12]
     heads = sorted(set(m["head"]) - {"-"})

@@ -117,7 +117,7 @@ def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
                 try:
                     graphs.check(run["topology"], run["clients"], islands=run["islands"],
                                  degree=run["degree"], directed=run["directed"])
-                    run = methods.effective(run)
+                    run = methods.effective(run, explicit={**row, **combo})
                 except ConfigError as exc:
                     raise ConfigError(f"experiment {name!r} (in {source}): {exc}") from None
                 runs.append(_normalise(run))
@@ -136,8 +136,9 @@ def run_id(dataset: str, run: dict) -> str:
     return f"{run['method']}-h{run['heads']}-{graph_id(run)}-{digest}"
 
 
-def validate_run(run: dict, source: str) -> dict:
-    """A single resolved run (the `run` of a RUN.yaml): every key present and valid."""
+def validate_run(run: dict, source: str, explicit: dict | None = None) -> dict:
+    """A single resolved run (the `run` of a RUN.yaml): every key present and valid. `explicit`: the
+    settings given on purpose, when the run is `run` defaults plus overrides (as in an experiment's row)."""
     import jsonschema
 
     s = schema()
@@ -146,7 +147,7 @@ def validate_run(run: dict, source: str) -> dict:
     problems = [_describe(e, source) for e in errors] + checks.non_finite(run, source)
     if problems:
         raise ConfigError("invalid run config:\n  " + "\n  ".join(problems))
-    return methods.effective(_normalise(run))
+    return methods.effective(_normalise(run), explicit)
 
 
 def _fmt(value) -> str:

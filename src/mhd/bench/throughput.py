@@ -152,7 +152,7 @@ def measure(job: dict) -> dict:
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     cfg = mconfig.load_any(job["config"])
-    run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"])
+    run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"], explicit=job["overrides"])
     with tempfile.TemporaryDirectory() as tmp:
         pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
         fed = Federation.load(run, pt, split_dir, graph_dir, job["device"])

@@ -24,10 +24,13 @@ _NO_DISTILLATION = {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0, "nu_main": 0.0}
 class Method:
     """The shared loop's behaviour; a method overrides only where it differs.
 
+    fixed: the settings that define the method (single_head: no auxiliary heads); an experiment that
+    gives one of them another value is refused. defaults: settings the method starts from unless an
+    experiment's row or grid gives them (single_head's weight nu_main = 1.0), so they can be swept.
     shares: what crosses the network ("predictions" on the public set, "weights", or "nothing")."""
 
-    def __init__(self, name: str, label: str, preset: dict, shares: str = "predictions"):
-        self.name, self.label, self.preset, self.shares = name, label, preset, shares
+    def __init__(self, name: str, label: str, fixed: dict, defaults: dict | None = None, shares: str = "predictions"):
+        self.name, self.label, self.fixed, self.defaults, self.shares = name, label, fixed, defaults or {}, shares
 
     def check(self, run: dict) -> None:
         """Refuse settings the method cannot run with (the preset is applied already)."""
@@ -57,6 +60,15 @@ class Method:
         values = len(heads) * classes + (model.dim if run["nu_emb"] > 0 else 0)
         exchanges = math.ceil(steps_done / run["refresh_every"])
         return exchanges * out_degree * run["batch_public"] * values * BYTES_PER_VALUE
+
+
+class Naive(Method):
+    """Naive distillation: the main head distils from the senders' main heads, with weight nu_main."""
+
+    def check(self, run: dict) -> None:
+        if run["nu_main"] <= 0:
+            raise ConfigError(f"method {self.name} with nu_main = {run['nu_main']}: naive distillation needs a "
+                              f"weight nu_main > 0; nu_main = 0 is the isolated baseline")
 
 
 class MHD(Method):
@@ -106,17 +118,18 @@ class Centralized(Method):
         return data.private_batch(gen, run["batch_private"] * clients, pooled=True)
 
 
+_NAIVE = {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0}
 _ALL = (
     MHD("mhd", "MHD", {}),
     Method("isolated", "isolated", _NO_DISTILLATION, shares="nothing"),
-    Method("single_head", "single-head", {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0, "nu_main": 1.0}),
-    Method("mean_target", "mean-target", {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0, "nu_main": 1.0, "teacher": "mean"}),
+    Naive("single_head", "single-head", _NAIVE, {"nu_main": 1.0}),
+    Naive("mean_target", "mean-target", {**_NAIVE, "teacher": "mean"}, {"nu_main": 1.0}),
     FedAvg("fedavg", "FedAvg", _NO_DISTILLATION, shares="weights"),
     Centralized("centralized", "centralized", _NO_DISTILLATION, shares="nothing"),
 )
 BY_NAME = {m.name: m for m in _ALL}
 METHODS = tuple(BY_NAME)  # the order of legends and tables
-PRESETS = {m.name: m.preset for m in _ALL}
+PRESETS = {m.name: m.fixed for m in _ALL}
 
 
 def get(name: str) -> Method:
@@ -125,18 +138,34 @@ def get(name: str) -> Method:
     return BY_NAME[name]
 
 
-def effective(run: dict) -> dict:
+def effective(run: dict, explicit: dict | None = None) -> dict:
     """The run's settings after its method's preset: what the training actually uses. Computed once,
-    when the config is read (config.expand, config.validate_run); everything downstream takes it."""
+    when the config is read (config.expand, config.validate_run); everything downstream takes it.
+
+    explicit: the settings an experiment's row and grid give (None: the run is resolved already, as in
+    a RUN.yaml, so no default is applied). They override the method's defaults;
+    one that contradicts a fixed setting is refused, never silently replaced. Settings that come
+    from `run` (the defaults of every run) yield to the method: `heads: 3` does not stop a
+    single_head row."""
     method = get(run["method"])
-    out = {**run, **method.preset}
+    if explicit is None:  # a resolved run (a RUN.yaml): its settings stand, the fixed ones are re-applied
+        out = {**run, **method.fixed}
+        method.check(out)
+        architectures(out)
+        return out
+    for key, value in method.fixed.items():
+        if key in explicit and explicit[key] != value:
+            raise ConfigError(f"method {method.name} fixes {key} = {value!r} (it is what defines the method), but "
+                              f"{key} = {explicit[key]!r} is given; leave {key} out of this row or grid, or use "
+                              f"method mhd")
+    out = {**run, **{k: v for k, v in method.defaults.items() if k not in explicit}, **method.fixed}
     method.check(out)
     architectures(out)  # refuses an `architectures` list longer than the clients
     return out
 
 
 def is_effective(run: dict) -> bool:
-    return all(run.get(k) == v for k, v in get(run["method"]).preset.items())
+    return all(run.get(k) == v for k, v in get(run["method"]).fixed.items())
 
 
 def label(method: str, heads: int) -> str:
