@@ -182,11 +182,17 @@ EVERY_KIND = {
     "comm": {"figure": "communication", "rows": [{"method": "mhd"}, {"method": "fedavg", "fedavg_every": 3}]},
     "mixed": {"figure": "heterogeneous", "rows": [{"method": "isolated"}, {"method": "mhd", "nu_emb": 1.0}],
               "grid": {"architectures": [["cnn", "resnet8", "cnn", "resnet8"]]}},
+    "front": {"figure": "pareto", "rows": [{"method": "isolated"}, {"method": "mhd"}, {"method": "mhd", "nu_aux": 0.3},
+                                           {"method": "single_head", "nu_main": 0.3}, {"method": "single_head"}]},
 }
 
 
 def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(repo, tiny_idx, tmp_path):
     """Every training figure kind, each from a few lines of config only."""
+    from mhd.report.kinds import TRAINING_KINDS
+
+    # learning_curves is the smoke workflow's figure (test_smoke_workflow_end_to_end)
+    assert {e["figure"] for e in EVERY_KIND.values()} | {"learning_curves"} == set(TRAINING_KINDS), "a kind untested"
     overlay = tiny_overlay(tmp_path, tiny_idx, run={"steps": 6, "eval_every": 3}, experiments=EVERY_KIND)
     work = tmp_path / "work"
     res = snakemake(repo, work, "all_figures", configfiles=[repo / "config" / "smoke.yaml", overlay])
@@ -196,6 +202,9 @@ def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(re
             assert (work / "figures" / f"{name}.{ext}").stat().st_size > 5000, f"{name}.{ext}"
     summary = (work / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,step,client,head,") and "tau" in summary[0].split(",")
+    assert "converged" in summary[0].split(",")
+    claims = (work / "results" / "claims.md").read_text()
+    assert "1. MHD lifts shared accuracy" in claims and "Runs that have not converged" in claims
     table = run([sys.executable, "-m", "mhd", "table", "--spec", "results/experiments/skews.json", "--where",
                  "skew=100.0"], work).splitlines()
     assert table[0].startswith("| method | seeds | head 0 |") and table[2].startswith("| isolated | 1 | 0.")

@@ -174,6 +174,32 @@ def cmd_bench(args) -> None:
         files.write_text(args.out, text + "\n")
 
 
+def cmd_claims(args) -> None:
+    """Check the paper's claims on a summary: results/claims.csv and .md."""
+    import pandas as pd
+
+    from .data import files
+    from .report import claims, readouts
+
+    try:
+        table = pd.read_csv(args.summary, dtype={"head": str})
+    except (OSError, ValueError) as exc:
+        raise MHDError(f"--summary {args.summary}: cannot be read ({exc}); `snakemake results/summary.csv` "
+                       f"writes it") from exc
+    checked = claims.check(table, _params(args.defaults, "--defaults"))
+    if args.reference:
+        try:
+            checked = claims.with_reference(checked, pd.read_csv(args.reference))
+        except (OSError, ValueError, KeyError) as exc:
+            raise MHDError(f"--reference {args.reference}: not a claims table ({exc})") from exc
+    runs = readouts.per_run(table)
+    unconverged = sorted(runs[~runs.converged.astype(bool)].run)
+    files.write_text(f"{args.out}.csv", checked.to_csv(index=False))
+    files.write_text(f"{args.out}.md", claims.markdown(checked, unconverged))
+    print(claims.markdown(checked, unconverged))
+    print(f"{len(checked)} claims -> {args.out}.csv, {args.out}.md")
+
+
 def cmd_table(args) -> None:
     """Print the last-step accuracies of an experiment's runs as a markdown table."""
     from .report import summary
@@ -264,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
     p.add_argument("--where", action="append", default=[], help="KEY=VALUE on the summary's columns")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("claims", help="check the paper's claims on a summary (results/claims.csv and .md)")
+    p.add_argument("--summary", required=True, help="results/summary.csv")
+    p.add_argument("--defaults", required=True, help="JSON: the config's `run` (the default run the claims compare)")
+    p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
+    p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("write", help="write a run's RUN.yaml or an experiment's spec (used by the workflow)")
     p.add_argument("--kind", choices=["run", "experiment"], required=True)

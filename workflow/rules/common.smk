@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -151,5 +152,10 @@ def figure_inputs(wildcards):
     return files
 
 
+_REFERENCE_CLAIMS = Path(workflow.basedir) / "docs" / "claims-reference.csv"
+CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _REFERENCE_CLAIMS.exists() else ""
+
+
 def all_figures(wildcards=None):
-    return [f"figures/{name}.png" for name in sorted(FIGURED)] + (["results/summary.csv"] if TRAINED else [])
+    trained = ["results/summary.csv", "results/claims.md"] if TRAINED else []
+    return [f"figures/{name}.png" for name in sorted(FIGURED)] + trained

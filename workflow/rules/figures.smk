@@ -57,3 +57,24 @@ rule summary:
         "../envs/mhd.yaml"
     shell:
         "mhd summarize --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
+
+
+# The paper's claims, checked on every run of the config; a default run's verdicts are marked where
+# they differ from the converged reference run's (docs/claims-reference.csv, from config/reference.yaml).
+rule claims:
+    input:
+        "results/summary.csv",
+    output:
+        csv="results/claims.csv",
+        md="results/claims.md",
+    params:
+        defaults=json.dumps(CONFIG["run"], sort_keys=True),
+        stem=subpath(output.csv, strip_suffix=".csv"),
+        reference=CLAIMS_REFERENCE,
+    log:
+        "logs/claims.log",
+    conda:
+        "../envs/mhd.yaml"
+    shell:
+        "mhd claims --summary {input:q} --defaults {params.defaults:q} {params.reference} --out {params.stem:q}"
+        " > {log:q} 2>&1"

@@ -16,7 +16,7 @@ import seaborn as sns  # noqa: E402
 
 from ..data import graphs, splits  # noqa: E402
 from ..learning import methods  # noqa: E402
-from . import kinds, plots, summary  # noqa: E402
+from . import kinds, plots, readouts, summary  # noqa: E402
 from .diffusion import hops_to, owned_classes, predicted_coverage  # noqa: E402
 
 ERR = ("sd", 1)
@@ -135,6 +135,45 @@ def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
     _finish(fig, ax, out)
 
 
+def _setting(r) -> str:
+    """What varies along a front: naive distillation's weight, or MHD's H and nu_aux."""
+    return f"H{int(r.heads)}, {r.nu_aux:g}" if r.heads > 0 else (f"{r.nu_main:g}" if r.nu_main > 0 else "")
+
+
+def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    """Private accuracy of the main head against shared accuracy (best head; own-heads ensemble), one
+    front per method family across its weights, mean over seeds with one standard deviation as bars;
+    isolated and centralized are single points. The dashed line: 1 point below isolated's private
+    accuracy, the bar a front must stay above (results/claims.md)."""
+    runs = readouts.per_run(table)
+    keys = ["family", "heads", "nu_aux", "nu_main"]
+    seeds = runs.groupby(keys + ["seed"], dropna=False)[["shared_best", "shared_ensemble", "private_main"]].mean()
+    stats = seeds.groupby(keys, dropna=False).agg(["mean", "std"]).reset_index()
+    stats.columns = [f"{a}_{b}" if b else a for a, b in stats.columns]
+    names = [methods.get(m).label for m in methods.METHODS]
+    families = sorted(stats.family.unique(), key=lambda f: (names.index(f.split(" (")[0]), f))
+    colours = dict(zip(families, sns.color_palette("deep", len(families))))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    isolated = stats[stats.family == methods.label("isolated", 0)]
+    for ax, x, title in ((axes[0], "shared_best", "best head"), (axes[1], "shared_ensemble", "own-heads ensemble")):
+        for fam in families:
+            f = stats[stats.family == fam].sort_values(f"{x}_mean")
+            ax.errorbar(f[f"{x}_mean"], f["private_main_mean"], xerr=f[f"{x}_std"].fillna(0),
+                        yerr=f["private_main_std"].fillna(0), color=colours[fam], marker="o", capsize=2,
+                        linestyle="-" if len(f) > 1 else "none", label=fam)
+            for _, r in f.iterrows():
+                if _setting(r):
+                    ax.annotate(_setting(r), (r[f"{x}_mean"], r["private_main_mean"]), textcoords="offset points",
+                                xytext=(4, 4), fontsize=7, color=colours[fam])
+        if not isolated.empty:
+            ax.axhline(isolated["private_main_mean"].iloc[0] - 0.01, color="0.4", linestyle="--", linewidth=1)
+        ax.set(title=f"private accuracy (main head) against shared accuracy ({title})",
+               xlabel=f"shared accuracy ({title})", ylabel="private accuracy (main head)")
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    _save_both(fig, out)
+
+
 def _run_inputs(spec: dict, run: str) -> tuple[list, np.ndarray]:
     r = next(r for r in spec["runs"] if r["id"] == run)
     edges, _ = graphs.read(r["graph"])
@@ -154,7 +193,8 @@ def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
                 closer = set().union(*(owned[j] for j in range(n) if d[i, j] < hop))
                 cls = set().union(*(owned[j] for j in range(n) if d[i, j] == hop)) - closer
                 if cls:
-                    rows.append({"topology": r.topology + ("-directed" if r.directed else ""), "head": int(r["head"]),
+                    graph = r.topology + ("-directed" if r.directed else "") + (", include_self" if r.include_self else "")
+                    rows.append({"topology": graph, "head": int(r["head"]),
                                  "hop distance": hop, "accuracy": np.mean([r[f"class_acc_{c}"] for c in cls])})
     t = pd.DataFrame(rows)
     topos = sorted(t.topology.unique())
@@ -236,7 +276,7 @@ def _finish(fig, legend_ax, out: Path, legend: bool = True) -> None:
 # kinds.py names the kinds; these draw them (tests/test_config.py keeps the two in step)
 TRAINING_KINDS = {"learning_curves": learning_curves, "per_head": per_head, "sweep": sweep, "ablation": ablation,
                   "topologies": topologies, "transitive": transitive, "heterogeneous": heterogeneous,
-                  "theory": theory, "communication": communication}
+                  "theory": theory, "communication": communication, "pareto": pareto}
 DATA_KINDS = {"label_distribution": label_distribution, "graphs": graph_drawings}
 
 

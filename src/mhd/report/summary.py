@@ -36,9 +36,29 @@ def load_run(run_dir: str | Path) -> pd.DataFrame:
 
 
 def collect(run_dirs: list[str | Path]) -> pd.DataFrame:
+    """Every run's rows, with each run's convergence (see `convergence`) as two more columns."""
     if not run_dirs:
         raise DataError("no runs to summarise")
-    return pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+    table = pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+    return table.merge(convergence(table), on="run", how="left")
+
+
+CONVERGED_WITHIN = 0.01  # a run has converged when its readout moves less than 1 point ...
+LAST_SHARE = 0.25        # ... over the last quarter of its training
+
+
+def convergence(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run: how far the best head's shared accuracy (mean over clients) moved over the last quarter
+    of training (max - min over the evaluations from 75 % of the steps on, the last included), and
+    whether that is under 1 point. NaN and False when fewer than two evaluations fall in that quarter."""
+    best = best_heads(table)
+    rows = []
+    for run, t in table[table["head"] != "ensemble"].groupby("run"):
+        curve = t[t["head"] == best[run]].groupby("step").shared_acc.mean()
+        tail = curve[curve.index >= (1 - LAST_SHARE) * curve.index.max()]
+        moved = float(tail.max() - tail.min()) if len(tail) >= 2 else float("nan")
+        rows.append({"run": run, "last_quarter_movement": moved, "converged": bool(moved < CONVERGED_WITHIN)})
+    return pd.DataFrame(rows, columns=["run", "last_quarter_movement", "converged"])
 
 
 def last_step(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,232 @@
+"""The paper's claims (docs/SPEC.md), checked on the runs of results/summary.csv: per claim the measured
+effect, its 95 % interval over seeds (paired by seed, Student's t) and a verdict. reproduced: the
+whole interval is on the claimed side of the bar; not reproduced: the whole interval is on the other
+side; inconclusive: it straddles the bar, or there are fewer than two seeds. A claim whose runs are
+not in the summary says so, and no verdict is made up for it.
+
+"The default run" is the config's `run` (its defaults) under a method: claims compare runs that are
+equal in every setting but the ones named."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..data import graphs, splits
+from ..learning import methods
+from . import diffusion, readouts, summary
+
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+PRIVATE_KEPT = -0.01  # "private accuracy kept": within 1 point of the isolated clients'
+
+
+def interval(values) -> tuple[float, float, float, int]:
+    """Mean and 95 % interval of per-seed effects; the interval is NaN with fewer than two seeds."""
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, math.nan, math.nan, len(v)
+    half = (T975[len(v) - 2] if len(v) - 1 <= len(T975) else 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return mean, mean - half, mean + half, len(v)
+
+
+def verdict(low: float, high: float, bar: float) -> str:
+    if math.isnan(low):
+        return "inconclusive"
+    return "reproduced" if low > bar else "not reproduced" if high < bar else "inconclusive"
+
+
+def _norm(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    try:
+        return format(float(value), "g")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class Runs:
+    """The per-run readouts, and how to find the runs of a setting: the default run with overrides."""
+
+    def __init__(self, table: pd.DataFrame, defaults: dict):
+        self.table, self.defaults = table, defaults
+        self.runs = readouts.per_run(table)
+        self.keys = [k for k in readouts.settings(table) if k in defaults and k != "seed"]
+        self.normed = self.runs[self.keys].map(_norm) if len(self.runs) else self.runs
+
+    def select(self, **over) -> pd.DataFrame:
+        want = methods.effective({**self.defaults, **over}, explicit=over)
+        mask = np.ones(len(self.runs), dtype=bool)
+        for k in self.keys:
+            mask &= (self.normed[k] == _norm(want[k])).to_numpy()
+        return self.runs[mask]
+
+    def by_seed(self, column: str, **over) -> pd.Series:
+        return self.select(**over).groupby("seed")[column].mean()
+
+
+def _paired(a: pd.Series, b: pd.Series) -> list[float]:
+    return [float(a[s] - b[s]) for s in sorted(set(a.index) & set(b.index))]
+
+
+def _row(claim: str, measure: str, effects: list[float], bar: float, note: str = "") -> dict:
+    mean, low, high, n = interval(effects)
+    if n == 0:
+        return {"claim": claim, "measure": measure, "effect": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "seeds": 0, "bar": bar, "verdict": "not measured", "note": note or "the runs it needs are not in the summary"}
+    return {"claim": claim, "measure": measure, "effect": mean, "ci_low": low, "ci_high": high, "seeds": n,
+            "bar": bar, "verdict": verdict(low, high, bar), "note": note}
+
+
+def shared_lift(r: Runs) -> dict:
+    return _row("1. MHD lifts shared accuracy above isolated clients",
+                "shared accuracy, MHD best head - isolated (default run)",
+                _paired(r.by_seed("shared_best", method="mhd"), r.by_seed("shared_best", method="isolated")), 0.0)
+
+
+def private_kept(r: Runs) -> dict:
+    effects = _paired(r.by_seed("private_main", method="mhd"), r.by_seed("private_main", method="isolated"))
+    row = _row("2. MHD keeps the main head's private accuracy", "private accuracy, MHD main head - isolated "
+               "(kept: above -1 point)", effects, PRIVATE_KEPT)
+    if row["seeds"] and not math.isnan(row["ci_low"]):
+        row["note"] = "enhanced (interval above 0)" if row["ci_low"] > 0 else "not enhanced (interval reaches 0 or below)"
+    return row
+
+
+def main_head_shared(r: Runs) -> dict:
+    return _row("3. The main head's own shared accuracy is enhanced", "shared accuracy, MHD main head - isolated",
+                _paired(r.by_seed("shared_main", method="mhd"), r.by_seed("shared_main", method="isolated")), 0.0)
+
+
+def _gain_of_heads(r: Runs, topology: str) -> pd.Series:
+    """Per seed: shared accuracy (best head) of MHD with the default H minus MHD with H = 1."""
+    full = r.by_seed("shared_best", method="mhd", topology=topology)
+    one = r.by_seed("shared_best", method="mhd", topology=topology, heads=1)
+    seeds = sorted(set(full.index) & set(one.index))
+    return pd.Series({s: float(full[s] - one[s]) for s in seeds}, dtype=float)
+
+
+def more_heads(r: Runs) -> list[dict]:
+    h = int(r.defaults["heads"])
+    ring, complete = _gain_of_heads(r, "ring"), _gain_of_heads(r, "complete")
+    return [_row(f"4a. More heads help (ring, H = {h} against H = 1)", "shared accuracy, best head, H - (H = 1)",
+                 list(ring), 0.0),
+            _row("4b. ... most on sparse graphs", "gain of H over H = 1: ring - complete", _paired(ring, complete),
+                 0.0, "" if len(complete) else "needs MHD with H = 1 and with the default H on the complete graph too")]
+
+
+def transitive(r: Runs) -> dict:
+    """On the ring: accuracy on the classes owned by clients 2 hops away, head 2 - head 1 (chained
+    heads carry one hop further per head). Owned classes are the skew split's primary classes."""
+    effects = {}
+    for _, run in r.select(method="mhd", topology="ring").iterrows():
+        if run["scheme"] != "skew" or int(run["heads"]) < 2:
+            continue
+        t = summary.last_step(r.table[r.table.run == run["run"]])
+        n = int(run["clients"])
+        classes = len([c for c in t.columns if c.startswith("class_acc_")])
+        d = diffusion.hops_to(graphs.make("ring", n, directed=bool(run["directed"])), n)
+        owned = [set(p) for p in splits.primary_classes(n, classes)]
+        per_client = []
+        for i in range(n):
+            cls = sorted(set().union(*(owned[j] for j in range(n) if d[i, j] == 2)) - set().union(
+                *(owned[j] for j in range(n) if d[i, j] < 2)))
+            if not cls:
+                continue
+            acc = {k: t[(t.client == i) & (t["head"] == str(k))][[f"class_acc_{c}" for c in cls]].to_numpy().mean()
+                   for k in (1, 2)}
+            per_client.append(acc[2] - acc[1])
+        if per_client:
+            effects[int(run["seed"])] = float(np.mean(per_client))
+    return _row("5. Transitive learning: head k learns the classes of clients k hops away",
+                "ring: accuracy on the classes 2 hops away, head 2 - head 1", list(effects.values()), 0.0)
+
+
+def small_models(r: Runs) -> dict:
+    def small(over) -> pd.Series:
+        rows = r.select(**over)
+        out = {}
+        for _, run in rows.iterrows():
+            t = summary.last_step(r.table[r.table.run == run["run"]])
+            t = t[(t.client_architecture == "cnn_small") & (t["head"] == run["best_head"])]
+            out[int(run["seed"])] = t.shared_acc.mean()
+        return pd.Series(out, dtype=float)
+
+    mixed = ["cnn_small", "cnn"]
+    return _row("6. Small models gain from large ones", "shared accuracy of the cnn_small clients among cnn clients, "
+                "MHD best head - isolated", _paired(small({"method": "mhd", "architectures": mixed}),
+                                                   small({"method": "isolated", "architectures": mixed})), 0.0)
+
+
+def matched_private(r: Runs, method: str, swept: dict[str, list]) -> tuple[pd.Series, str]:
+    """The front's best shared accuracy (best head) among its settings whose private accuracy stays
+    within 1 point of isolated's: per seed, and which setting that is."""
+    iso = r.select(method="isolated").private_main.mean()
+    best, chosen = None, ""
+    for key, values in swept.items():
+        for value in values:
+            runs = r.select(method=method, **{key: value})
+            if runs.empty or runs.private_main.mean() < iso + PRIVATE_KEPT:
+                continue
+            if best is None or runs.shared_best.mean() > best.mean():
+                best, chosen = runs.groupby("seed").shared_best.mean(), f"{key} = {value}"
+    return (best if best is not None else pd.Series(dtype=float)), chosen
+
+
+def ahead_of_naive(r: Runs) -> dict:
+    weights = sorted({float(w) for w in r.runs[r.runs.method == "single_head"].nu_main})
+    mhd_settings = {"nu_aux": sorted({float(w) for w in r.runs[r.runs.method == "mhd"].nu_aux}),
+                    "heads": sorted({int(h) for h in r.runs[r.runs.method == "mhd"].heads})}
+    mhd, mhd_at = matched_private(r, "mhd", mhd_settings)
+    naive, naive_at = matched_private(r, "single_head", {"nu_main": weights})
+    note = f"MHD at {mhd_at or '(none kept private accuracy)'}; naive at {naive_at or '(none kept private accuracy)'}"
+    if (r.runs.method == "single_head").any() and (r.runs.method == "mhd").any() and (mhd.empty or naive.empty):
+        return {**_row("7.", "", [], 0.0), "claim": "7. MHD is ahead of naive distillation at matched private accuracy",
+                "measure": "best shared accuracy with private accuracy within 1 point of isolated: MHD front - naive "
+                           "front", "verdict": "inconclusive",
+                "note": note + ": a front without such a setting cannot be compared; sweep smaller weights"}
+    return _row("7. MHD is ahead of naive distillation at matched private accuracy",
+                "best shared accuracy with private accuracy within 1 point of isolated: MHD front - naive front",
+                _paired(mhd, naive), 0.0, note)
+
+
+def check(table: pd.DataFrame, defaults: dict) -> pd.DataFrame:
+    r = Runs(table, defaults)
+    rows = [shared_lift(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r), small_models(r),
+            ahead_of_naive(r)]
+    return pd.DataFrame(rows)
+
+
+def with_reference(claims: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Mark every verdict that differs from the reference run's (config/reference.yaml)."""
+    ref = reference.set_index("claim").verdict
+    out = claims.assign(reference_verdict=claims.claim.map(ref))
+    return out.assign(differs=out.reference_verdict.notna() & (out.verdict != out.reference_verdict))
+
+
+def markdown(claims: pd.DataFrame, unconverged: list[str]) -> str:
+    cols = ["claim", "measure", "effect", "95 % interval", "seeds", "verdict", "note"]
+    if "reference_verdict" in claims:
+        cols.insert(6, "reference verdict")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, c in claims.iterrows():
+        ci = "" if math.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        cells = [c.claim, c.measure, "" if math.isnan(c.effect) else f"{c.effect:+.3f}", ci, str(c.seeds), c.verdict, c.note]
+        if "reference_verdict" in claims:
+            ref = c.reference_verdict if isinstance(c.reference_verdict, str) else ""
+            cells.insert(6, f"**{ref}** (differs)" if c.differs else ref)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Runs that have not converged (best head moved by 1 point or more over the last quarter): "
+                 f"{', '.join(unconverged) if unconverged else 'none'}.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,44 @@
+"""One row per run: the numbers that fronts and claims compare, at the last step and as the mean over
+clients. Shared accuracy of the best head (the readout the paper reports) and of the own-heads
+ensemble, private and shared accuracy of the main head, the run's settings and its convergence."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..learning import methods
+from . import summary
+
+# columns of the summary that are measurements, not settings of the run
+MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "bytes_sent", "train_loss",
+            "client_architecture", "last_quarter_movement", "converged")
+
+
+def settings(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in MEASURED and not c.startswith("class_acc_")]
+
+
+def family(method: str, heads: int, include_self: bool) -> str:
+    """A front's name: the method, and for MHD whether heads also distil from the client's own."""
+    name = methods.label(method, 0)
+    return f"{name} ({'with' if include_self else 'without'} include_self)" if heads > 0 else name
+
+
+def per_run(table: pd.DataFrame) -> pd.DataFrame:
+    last = summary.last_step(table)
+    best = summary.best_heads(table)
+    keys = settings(table)
+    rows = []
+    for run, t in last.groupby("run"):
+        head = t["head"]
+        first = t.iloc[0]
+        rows.append({"run": run, **{k: first[k] for k in keys},
+                     "family": family(first["method"], int(first["heads"]), bool(first["include_self"])),
+                     "best_head": best[run],
+                     "shared_best": t[head == best[run]].shared_acc.mean(),
+                     "shared_ensemble": t[head == "ensemble"].shared_acc.mean(),
+                     "shared_main": t[head == "0"].shared_acc.mean(),
+                     "private_main": t[head == "0"].private_acc.mean(),
+                     "last_quarter_movement": first.get("last_quarter_movement", float("nan")),
+                     "converged": bool(first.get("converged", False))})
+    return pd.DataFrame(rows)
