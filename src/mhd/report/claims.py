@@ -63,6 +63,7 @@ class Runs:
         self.runs = readouts.per_run(table)
         self.keys = [k for k in readouts.settings(table) if k in defaults and k != "seed"]
         self.normed = self.runs[self.keys].map(_norm) if len(self.runs) else self.runs
+        self.of = {m: t for m, t in self.runs.groupby("method")} if len(self.runs) else {}  # method -> its runs
 
     def select(self, **over) -> pd.DataFrame:
         want = methods.effective({**self.defaults, **over}, explicit=over)
@@ -184,13 +185,13 @@ def matched_private(r: Runs, method: str, swept: dict[str, list]) -> tuple[pd.Se
 
 
 def ahead_of_naive(r: Runs) -> dict:
-    weights = sorted({float(w) for w in r.runs[r.runs.method == "single_head"].nu_main})
-    mhd_settings = {"nu_aux": sorted({float(w) for w in r.runs[r.runs.method == "mhd"].nu_aux}),
-                    "heads": sorted({int(h) for h in r.runs[r.runs.method == "mhd"].heads})}
+    naive_runs, mhd_runs = r.of.get("single_head", r.runs.iloc[:0]), r.of.get("mhd", r.runs.iloc[:0])
+    weights = sorted({float(w) for w in naive_runs.nu_main})
+    mhd_settings = {"nu_aux": sorted({float(w) for w in mhd_runs.nu_aux}), "heads": sorted({int(h) for h in mhd_runs.heads})}
     mhd, mhd_at = matched_private(r, "mhd", mhd_settings)
     naive, naive_at = matched_private(r, "single_head", {"nu_main": weights})
     note = f"MHD at {mhd_at or '(none kept private accuracy)'}; naive at {naive_at or '(none kept private accuracy)'}"
-    if (r.runs.method == "single_head").any() and (r.runs.method == "mhd").any() and (mhd.empty or naive.empty):
+    if len(naive_runs) and len(mhd_runs) and (mhd.empty or naive.empty):
         return {**_row("7.", "", [], 0.0), "claim": "7. MHD is ahead of naive distillation at matched private accuracy",
                 "measure": "best shared accuracy with private accuracy within 1 point of isolated: MHD front - naive "
                            "front", "verdict": "inconclusive",
