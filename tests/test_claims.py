@@ -64,7 +64,8 @@ def test_claims_pair_runs_by_seed_and_judge_each(defaults):
     assert kept.effect == pytest.approx(-0.005) and kept.verdict == "reproduced"  # within 1 point
     main = checked.loc["3. The main head's own shared accuracy is enhanced"]
     assert main.effect == pytest.approx(-0.01) and main.verdict == "not reproduced"
-    for name in checked.index[3:]:
+    assert checked.loc["1b. ... also read by the own-heads ensemble (no head selected on the test split)"].seeds == 3
+    for name in checked.index[4:]:
         assert checked.loc[name].verdict == "not measured", name  # no ring, chain or mixed runs: no verdict
 
 
@@ -78,6 +79,9 @@ def test_fronts_compare_at_matched_private_accuracy(defaults):
     row = claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[
         "7. MHD is ahead of naive distillation at matched private accuracy"]
     assert row.effect == pytest.approx(0.04) and "nu_main = 0.1" in row.note
+    no_bar = [r for r in runs if r[0]["method"] != "isolated"]
+    row = claims.check(table_of(defaults, no_bar), defaults).set_index("claim").iloc[-1]
+    assert row.verdict == "not measured" and "needs isolated runs" in row.note
 
 
 def test_convergence_is_the_last_quarter_movement():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def cmd_prepare(args) -> None:
     from .data import datasets
 
     params = _keywords(datasets.prepare, _params(args.params), "prepare", given=("name", "out", "raw_dir"))
-    rec = datasets.prepare(args.dataset, args.out, raw_dir=args.raw_dir, **params)
+    with _typed("prepare", params):
+        rec = datasets.prepare(args.dataset, args.out, raw_dir=args.raw_dir, **params)
     print(f"prepared {rec['name']} from {rec['source']}: train {rec['shapes']['train_x']}, "
           f"test {rec['shapes']['test_x']}, {rec['classes']} classes -> {args.out}")
 
@@ -58,15 +60,25 @@ def _keywords(fn, params: dict, command: str, given: tuple = ()) -> dict:
     return params
 
 
+@contextmanager
+def _typed(command: str, params: dict):
+    """A value of the wrong type in --params is the user's error, named, not a traceback."""
+    try:
+        yield
+    except TypeError as exc:
+        raise MHDError(f"mhd {command} --params {json.dumps(params)}: a value has the wrong type ({exc})") from exc
+
+
 def cmd_split(args) -> None:
     from .data import datasets, splits
 
     tensors, meta = datasets.load(args.prepared)
     labels = tensors["train_y"].numpy()
     params = _keywords(splits.make, _params(args.params), "split", given=("labels", "classes"))
-    split = splits.make(labels, meta["classes"], **params)
+    with _typed("split", params):
+        split = splits.make(labels, meta["classes"], **params)
     splits.write(args.out, split, labels, meta["classes"], {"dataset": meta["name"], **params})
-    print(f"split of {meta['name']}: {params['clients']} clients x {params['samples_per_client']} private samples, "
+    print(f"split of {meta['name']}: {params['clients']} clients x {len(split.private[0])} private samples, "
           f"{len(split.public)} public -> {args.out}")
 
 
@@ -74,7 +86,8 @@ def cmd_graph(args) -> None:
     from .data import graphs
 
     params = _keywords(graphs.make, _params(args.params), "graph")
-    edges = graphs.make(**params)
+    with _typed("graph", params):
+        edges = graphs.make(**params)
     graphs.write(args.out, edges, params)
     print(f"{params['topology']} graph on {params['clients']} clients: {len(edges)} edges -> {args.out}")
 
@@ -140,6 +153,8 @@ def cmd_train(args) -> None:
                           f"graph); found {sorted(run_file) if isinstance(run_file, dict) else run_file!r}")
     run = mconfig.validate_run(run_file["run"], args.config)
     inputs = run_file["inputs"]
+    if not isinstance(inputs, dict):
+        raise ConfigError(f"run config {args.config}: inputs must map prepared, split and graph to paths, found {inputs!r}")
     missing = {"prepared", "split", "graph"} - set(inputs)
     if missing:
         raise ConfigError(f"run config {args.config}: inputs lacks {', '.join(sorted(missing))}")
@@ -186,17 +201,28 @@ def cmd_claims(args) -> None:
     except (OSError, ValueError) as exc:
         raise MHDError(f"--summary {args.summary}: cannot be read ({exc}); `snakemake results/summary.csv` "
                        f"writes it") from exc
-    checked = claims.check(table, _params(args.defaults, "--defaults"))
+    needed = {"run", "step", "client", "head", "shared_acc", "private_acc", "method", "heads", "seed"}
+    if table.empty or not needed <= set(table.columns):
+        raise MHDError(f"--summary {args.summary}: not a summary of runs (needs the columns {sorted(needed)}); "
+                       f"`mhd summarize` writes one")
+    defaults = _params(args.defaults, "--defaults")
+    try:
+        checked = claims.check(table, defaults)
+    except KeyError as exc:
+        raise MHDError(f"--defaults lacks the run key {exc}; give the config's whole `run`") from exc
     if args.reference:
         try:
             checked = claims.with_reference(checked, pd.read_csv(args.reference))
         except (OSError, ValueError, KeyError) as exc:
             raise MHDError(f"--reference {args.reference}: not a claims table ({exc})") from exc
     runs = readouts.per_run(table)
-    unconverged = sorted(runs[~runs.converged.astype(bool)].run)
+    judged = runs.converged.notna()
+    unconverged = sorted(runs[judged & (runs.converged != True)].run)  # noqa: E712 (True, False or NaN)
+    unmeasurable = sorted(runs[~judged].run)
+    text = claims.markdown(checked, unconverged, unmeasurable)
     files.write_text(f"{args.out}.csv", checked.to_csv(index=False))
-    files.write_text(f"{args.out}.md", claims.markdown(checked, unconverged))
-    print(claims.markdown(checked, unconverged))
+    files.write_text(f"{args.out}.md", text)
+    print(text)
     print(f"{len(checked)} claims -> {args.out}.csv, {args.out}.md")
 
 

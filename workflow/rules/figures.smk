@@ -63,7 +63,8 @@ rule summary:
 # they differ from the converged reference run's (docs/claims-reference.csv, from config/reference.yaml).
 rule claims:
     input:
-        "results/summary.csv",
+        summary="results/summary.csv",
+        reference=CLAIMS_REFERENCE_FILE,
     output:
         csv="results/claims.csv",
         md="results/claims.md",
@@ -76,5 +77,5 @@ rule claims:
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd claims --summary {input:q} --defaults {params.defaults:q} {params.reference} --out {params.stem:q}"
+        "mhd claims --summary {input.summary:q} --defaults {params.defaults:q} {params.reference} --out {params.stem:q}"
         " > {log:q} 2>&1"

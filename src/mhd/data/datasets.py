@@ -310,10 +310,15 @@ def load(path: str | Path) -> tuple[dict, dict]:
     if not path.exists() or not meta_path.exists():
         raise DataError(f"prepared dataset {path} (or its {meta_path.name}) is missing; "
                         f"run `snakemake prepare_data` or `mhd prepare`")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+        recorded, shapes = meta["sha256"], meta["shapes"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{meta_path} is not the record of a prepared dataset ({type(exc).__name__}: {exc}); delete "
+                        f"it and {path.name}, and prepare again") from exc
     raw = path.read_bytes()
     digest = files.sha256_bytes(raw)
-    if digest != meta["sha256"]:
+    if digest != recorded:
         raise DataError(f"prepared dataset {path} is corrupt: sha256 {digest[:16]}... but {meta_path.name} "
                         f"records {meta['sha256'][:16]}...; delete both files and prepare again")
     try:

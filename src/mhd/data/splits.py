@@ -172,13 +172,14 @@ def read(out_dir: str | Path) -> tuple[Split, dict]:
     try:
         meta = json.loads((out / "split.json").read_text())
         raw = (out / "indices.csv").read_bytes()
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the split artefact in {out}: {exc}; rebuild it with snakemake") from exc
-    if files.sha256_bytes(raw) != meta["sha256"]["indices.csv"]:
+        recorded, clients = meta["sha256"]["indices.csv"], int(meta["params"]["clients"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"cannot read the split artefact in {out}: {type(exc).__name__}: {exc}; rebuild it with "
+                        f"snakemake") from exc
+    if files.sha256_bytes(raw) != recorded:
         raise DataError(f"{out / 'indices.csv'} does not match the hash in split.json: the file was changed "
                         f"or truncated; delete {out} and rebuild it")
     rows = list(csv.reader(io.StringIO(raw.decode())))[1:]
-    clients = meta["params"]["clients"]
     private: list[list[int]] = [[] for _ in range(clients)]
     public: list[int] = []
     owners = {str(i): p for i, p in enumerate(private)} | {"public": public}

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TrainingError
+from . import methods
 from .models import backbone
 
 BYTES = 4  # float32
@@ -17,7 +18,9 @@ BYTES = 4  # float32
 def lower_bound(run: dict, archs: list[str], in_channels: int, size: int, classes: int) -> int:
     """Bytes a step needs at least: every model's weights with their gradient and optimiser state, the
     step's images as float, and the logits of every head with their gradient and teachers."""
-    images = len(archs) * (run["batch_private"] + run["batch_public"])
+    # every client's private batch (pooled into one model's batch for centralized), and the public
+    # batch through every model when the run distils
+    images = run["clients"] * run["batch_private"] + len(archs) * run["batch_public"] * methods.uses_public(run)
     total = images * in_channels * size * size * BYTES
     total += 4 * images * (run["heads"] + 1) * classes * BYTES
     for arch in dict.fromkeys(archs):
@@ -45,5 +48,6 @@ def check(run: dict, archs: list[str], in_channels: int, size: int, classes: int
     if have is not None and need > have:
         raise TrainingError(
             f"this run needs at least {need / 2**30:.1f} GiB on {device} and {have / 2**30:.1f} GiB are free: "
-            f"{len(archs)} models x (batch_private {run['batch_private']} + batch_public {run['batch_public']}) "
-            f"images of {in_channels}x{size}x{size}, heads {run['heads']}, {classes} classes; lower them")
+            f"{run['clients']} clients x batch_private {run['batch_private']} and {len(archs)} models x batch_public "
+            f"{run['batch_public']} images of {in_channels}x{size}x{size}, heads {run['heads']}, {classes} classes; "
+            f"lower them")

@@ -42,8 +42,9 @@ def save(trainer, path: Path) -> None:
 
 def load(trainer, path: Path) -> bool:
     """Restore `trainer` from `path` and return True; return False (restoring nothing) when the
-    checkpoint was trained on other inputs than the trainer's, or records none. Refuse a file that is
-    not a checkpoint of this run config."""
+    checkpoint was trained on other inputs than the trainer's, or records none (checkpoints written
+    before they recorded their inputs: such a run starts over). Refuse a file that is not a
+    checkpoint of this run config."""
     try:
         saved = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location=trainer.device)
     except Exception as exc:  # truncated zip, tampered pickle, ...: never executed, always refused
@@ -63,8 +64,7 @@ def load(trainer, path: Path) -> bool:
                         f"({_reason(exc)}); delete it to start the run from step 0") from exc
     torch.set_rng_state(saved["rng"].cpu())
     trainer.step, trainer.metrics = saved["step"], [list(row) for row in saved["metrics"]]
-    trainer.teachers = Teachers.from_state(saved["teachers"] if "teachers" in saved else _earlier(saved["cache"]),
-                                           trainer.device)
+    trainer.teachers = Teachers.from_state(saved["teachers"], trainer.device)
     trainer.loss_sum, trainer.loss_steps = saved["loss_sum"].to(trainer.device), saved["loss_steps"]
     return True
 
@@ -75,10 +75,3 @@ def _reason(exc: Exception) -> str:
     if "weights_only" in first or "Weights only load failed" in first:
         first = "it holds objects other than tensors, which are never unpickled"
     return f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__
-
-
-def _earlier(cache: dict) -> dict:
-    """Teachers as checkpoints of version 0.1 stored them ("pub_x", "probs", "emb<j>"), so a run
-    begun before the teachers had a class of their own resumes."""
-    embs = sorted((k for k in cache if k.startswith("emb")), key=lambda k: int(k[3:]))
-    return {"public_x": cache.get("pub_x"), "probs_JxBxKxC": cache.get("probs"), "embeddings": [cache[k] for k in embs]}

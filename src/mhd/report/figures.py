@@ -158,9 +158,11 @@ def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
     for ax, x, title in ((axes[0], "shared_best", "best head"), (axes[1], "shared_ensemble", "own-heads ensemble")):
         for fam in families:
             f = stats[stats.family == fam].sort_values(f"{x}_mean")
-            ax.errorbar(f[f"{x}_mean"], f["private_main_mean"], xerr=f[f"{x}_std"].fillna(0),
-                        yerr=f["private_main_std"].fillna(0), color=colours[fam], marker="o", capsize=2,
-                        linestyle="-" if len(f) > 1 else "none", label=fam)
+            # one line per H: a front joins settings that differ in one weight only
+            for k, (_, line) in enumerate(f.groupby("heads")):
+                ax.errorbar(line[f"{x}_mean"], line["private_main_mean"], xerr=line[f"{x}_std"].fillna(0),
+                            yerr=line["private_main_std"].fillna(0), color=colours[fam], marker="os^v"[k % 4],
+                            capsize=2, linestyle="-" if len(line) > 1 else "none", label=fam if k == 0 else None)
             for _, r in f.iterrows():
                 if _setting(r):
                     ax.annotate(_setting(r), (r[f"{x}_mean"], r["private_main_mean"]), textcoords="offset points",

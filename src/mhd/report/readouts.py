@@ -40,5 +40,5 @@ def per_run(table: pd.DataFrame) -> pd.DataFrame:
                      "shared_main": t[head == "0"].shared_acc.mean(),
                      "private_main": t[head == "0"].private_acc.mean(),
                      "last_quarter_movement": first.get("last_quarter_movement", float("nan")),
-                     "converged": bool(first.get("converged", False))})
+                     "converged": first.get("converged", float("nan"))})  # True, False or NaN (not judged)
     return pd.DataFrame(rows)

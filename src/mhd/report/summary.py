@@ -50,14 +50,15 @@ LAST_SHARE = 0.25        # ... over the last quarter of its training
 def convergence(table: pd.DataFrame) -> pd.DataFrame:
     """Per run: how far the best head's shared accuracy (mean over clients) moved over the last quarter
     of training (max - min over the evaluations from 75 % of the steps on, the last included), and
-    whether that is under 1 point. NaN and False when fewer than two evaluations fall in that quarter."""
+    whether that is under 1 point. Both NaN (not judged) when fewer than two evaluations fall in that quarter."""
     best = best_heads(table)
     rows = []
     for run, t in table[table["head"] != "ensemble"].groupby("run"):
         curve = t[t["head"] == best[run]].groupby("step").shared_acc.mean()
         tail = curve[curve.index >= (1 - LAST_SHARE) * curve.index.max()]
         moved = float(tail.max() - tail.min()) if len(tail) >= 2 else float("nan")
-        rows.append({"run": run, "last_quarter_movement": moved, "converged": bool(moved < CONVERGED_WITHIN)})
+        rows.append({"run": run, "last_quarter_movement": moved,
+                     "converged": float("nan") if moved != moved else bool(moved < CONVERGED_WITHIN)})
     return pd.DataFrame(rows, columns=["run", "last_quarter_movement", "converged"])
 
 
