@@ -13,6 +13,16 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 
 
+# Jobs that only write a small file or name targets run in the Snakemake process itself: never
+# submitted to a cluster, never a slot of --cores.
+localrules:
+    run_config,
+    experiment_spec,
+    data_artefacts,
+    all_runs,
+    all_figures,
+
+
 rule all_figures:
     default_target: True
     input:

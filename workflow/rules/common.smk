@@ -113,6 +113,19 @@ def run_gpus(wildcards):
     return int(device == "cuda")
 
 
+# A train job claims enough of --cores that no more of them run at once than this machine has CPUs,
+# and gives torch exactly its share: `--cores 8` runs 2 one-thread jobs on 2 CPUs and 8 on 8 CPUs,
+# `--cores 1` on 2 CPUs one job with 2 threads. A profile's set-threads (SLURM) is used as given.
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else CPUS
+TRAIN_THREADS = max(1, -(-_CORES // CPUS))
+_TORCH_THREADS = max(1, TRAIN_THREADS * CPUS // _CORES)
+
+
+def torch_threads(wildcards, threads):
+    return _TORCH_THREADS if threads == TRAIN_THREADS else threads
+
+
 def all_runs(wildcards=None):
     return [f"results/runs/{run}/metrics.csv" for run in sorted(TRAINED)]
 

@@ -23,12 +23,14 @@ rule train:
         record="results/runs/{run}/run.json",
     params:
         out=subpath(output.metrics, parent=True),
+        torch_threads=torch_threads,
     log:
         "logs/train/{run}.log",
     benchmark:
         "results/runs/{run}/benchmark.tsv"
-    # one thread per run: two one-thread runs side by side beat one two-thread run on a CPU
-    threads: 1
+    # one torch thread per CPU-sized share: two one-thread runs side by side beat one two-thread
+    # run on a CPU (common.smk: TRAIN_THREADS)
+    threads: TRAIN_THREADS
     resources:
         gpu=run_gpus,
     # safe: a retried run resumes from results/runs/<run id>/checkpoint.pt (not an output, so kept)
@@ -36,7 +38,7 @@ rule train:
     conda:
         "../envs/mhd.yaml"
     shell:
-        "mhd train --config {input.spec:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "mhd train --config {input.spec:q} --out {params.out:q} --threads {params.torch_threads} > {log:q} 2>&1"
 
 
 rule all_runs:
