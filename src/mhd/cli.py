@@ -180,7 +180,7 @@ def cmd_bench(args) -> None:
         figure(result, args.figure)
         print(f"figure: {args.figure}", file=sys.stderr)
     else:
-        result = bench(args.config, quick=args.quick, device=args.device, threads=args.threads)
+        result = bench(args.config, quick=args.quick, device=args.device, threads=args.threads, rounds=args.rounds)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
@@ -242,14 +242,20 @@ def cmd_table(args) -> None:
     print(summary.headline_table(table))
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: allowed: 0 (torch's default) or a positive number of threads")
-    return value
+def _count(zero: str, what: str):
+    """An argparse type: 0 (meaning `zero`) or a positive number of `what`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: allowed: 0 ({zero}) or a positive number of {what}")
+        return value
+    return parse
+
+
+_threads = _count("torch's default", "threads")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="throughput: trainer vs a naive federated loop vs plain training (JSON)")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--quick", action="store_true", help="a few steps each: under a minute on 2 CPU cores")
+    p.add_argument("--quick", action="store_true", help="fewer rounds and steps, the same method: about a minute on 2 CPU cores")
+    p.add_argument("--rounds", type=_count("5, or 2 with --quick", "rounds"), default=0, help="interleaved rounds of every variant (0: 5, or 2 with --quick)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: the config's run.device (cuda in config/bench-gpu.yaml)")
     p.add_argument("--threads", type=_threads, default=0, help="torch CPU threads (0: torch's default)")

@@ -1,6 +1,7 @@
 """`mhd bench`: throughput of the lock-step trainer against a naive federated loop and plain training.
 
-Each runs in its own fresh process, on the same data and backbone:
+Each measurement runs in its own fresh process, the variants interleaved in rounds, on the same data
+and backbone:
 - mhd:   the trainer with the run's engine (tensor batches, one forward per client or one wide
          forward per architecture per step, teachers shared in the step);
 - naive: the way common federated codebases do it: a torch DataLoader per client with per-sample
@@ -13,6 +14,8 @@ Each runs in its own fresh process, on the same data and backbone:
 
 from __future__ import annotations
 
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -201,21 +204,51 @@ def isolated(jobs: list[dict], report=None) -> list[dict]:
     return rows
 
 
+VARIANTS = ("trainer", "plain", "naive")
+ROUNDS, QUICK_ROUNDS = 5, 2
+SPREAD_WARNING = 0.10  # a spread above 10 % of the median: the machine was not still
+
+
+def _spread(values: list[float]) -> float:
+    """(max - min) / median: 0 when every round measured the same."""
+    mid = statistics.median(values)
+    return round((max(values) - min(values)) / mid, 3) if mid else 0.0
+
+
 def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto",
-          threads: int = 0) -> dict:
+          threads: int = 0, rounds: int | None = None) -> dict:
+    """The variants measured in interleaved rounds (mhd, plain, naive, mhd, ...), each measurement in a
+    fresh process: a machine that slows down for a while slows every variant alike. Throughputs are
+    the medians over rounds, the ratios the medians of each round's ratio; `spread` is (max - min) /
+    median over rounds, with a warning where it exceeds 10 %. --quick: fewer rounds and steps, the
+    same method."""
     heads = max(1, mconfig.load_any(config_path)["run"]["heads"])
-    steps, warmup = (8, 2) if quick else (40, 5)
+    steps, warmup = (8, 2) if quick else (30, 5)
+    rounds = rounds or (QUICK_ROUNDS if quick else ROUNDS)
     base = {"config": config_path, "overrides": {"method": "mhd", "heads": heads}, "device": device,
             "threads": threads, "warmup": warmup, "steps": steps}
-    jobs = [{**base, "variant": v} for v in ("trainer", "plain", "naive")]
-    rows = {r["variant"]: r for r in isolated(jobs)}
-    t = rows["trainer"]
-    mhd, plain, naive = t["img_s"], rows["plain"]["img_s"], rows["naive"]["img_s"]
+    rows = isolated([{**base, "variant": v} for _ in range(rounds) for v in VARIANTS])
+    by = {v: [r for r in rows if r["variant"] == v] for v in VARIANTS}
+    speed = {v: [r["img_s"] for r in by[v]] for v in VARIANTS}
+    ratios = {f"vs_{v}": [m / o for m, o in zip(speed["trainer"], speed[v])] for v in ("naive", "plain")}
+    spread = {name: _spread(values) for name, values in {**{"mhd" if v == "trainer" else v: speed[v] for v in VARIANTS},
+                                                         **ratios}.items()}
+    warnings = [f"{name}: spread {value:.0%} over {rounds} rounds (> {SPREAD_WARNING:.0%}); the machine was busy, "
+                f"measure again" for name, value in spread.items() if value > SPREAD_WARNING]
+    for line in warnings:
+        print(f"mhd bench: warning: {line}", file=sys.stderr)
+    t = by["trainer"][0]
+    gpu = t["gpu_max_allocated_mib"] is not None
+    memory = {v: statistics.median(r["gpu_max_allocated_mib"] if gpu else r["step_rss_mib"] for r in by[v])
+              for v in VARIANTS}
     return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",
                                  "batch_public", "architecture", "topology")},
-            "steps_timed": steps, "mhd_img_s": mhd, "naive_img_s": naive, "plain_img_s": plain,
-            "vs_naive": round(mhd / naive, 3), "vs_plain": round(mhd / plain, 3),
+            "steps_timed": steps, "rounds": rounds,
+            "mhd_img_s": round(statistics.median(speed["trainer"]), 1),
+            "naive_img_s": round(statistics.median(speed["naive"]), 1),
+            "plain_img_s": round(statistics.median(speed["plain"]), 1),
+            **{name: round(statistics.median(values), 3) for name, values in ratios.items()},
+            "spread": spread, "warnings": warnings,
             # peak memory of each variant's steps: GPU max allocated, or the CPU resident memory they add
-            "memory": "gpu_max_allocated_mib" if t["gpu_max_allocated_mib"] is not None else "step_rss_mib",
-            **{f"{name}_memory_mib": rows[v]["gpu_max_allocated_mib"] if t["gpu_max_allocated_mib"] is not None
-               else rows[v]["step_rss_mib"] for name, v in (("mhd", "trainer"), ("naive", "naive"), ("plain", "plain"))}}
+            "memory": "gpu_max_allocated_mib" if gpu else "step_rss_mib",
+            **{f"{name}_memory_mib": memory[v] for name, v in (("mhd", "trainer"), ("naive", "naive"), ("plain", "plain"))}}
