@@ -92,7 +92,7 @@ def test_smoke_workflow_through_slurm_equals_the_local_run(slurm, repo, tiny_idx
            "--profile", str(repo / "profiles" / "slurm"), "--jobs", "4",
            # this test cluster: no accounting database, one small node
            "--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "1",
-           "--set-resources", "train:mem_mb=1000", "train:cpus_per_task=1",
+           "--set-resources", "train:mem_mb=1000", "train:cpus_per_task=1", "--set-threads", "train=1",
            "--default-resources", "mem_mb=500", "runtime=10", "--configfile", *map(str, configs)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
