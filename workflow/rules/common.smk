@@ -117,7 +117,10 @@ def run_gpus(wildcards):
 # and gives torch exactly its share: `--cores 8` runs 2 one-thread jobs on 2 CPUs and 8 on 8 CPUs,
 # `--cores 1` on 2 CPUs one job with 2 threads. A profile's set-threads (SLURM) is used as given.
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-_CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else CPUS
+try:
+    _CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else CPUS
+except WorkflowError:  # a cluster executor without --cores: jobs are sized by the profile's set-threads
+    _CORES = CPUS
 TRAIN_THREADS = max(1, -(-_CORES // CPUS))
 _TORCH_THREADS = max(1, TRAIN_THREADS * CPUS // _CORES)
 
