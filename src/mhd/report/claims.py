@@ -76,12 +76,14 @@ class Runs:
         return self.select(**over).groupby("seed")[column].mean()
 
 
-def _paired(a: pd.Series, b: pd.Series) -> list[float]:
-    return [float(a[s] - b[s]) for s in sorted(set(a.index) & set(b.index))]
+def _paired(a: pd.Series, b: pd.Series) -> pd.Series:
+    """a - b on the seeds both have, indexed by seed."""
+    seeds = sorted(set(a.index) & set(b.index))
+    return pd.Series({s: float(a[s] - b[s]) for s in seeds}, dtype=float)
 
 
-def _row(claim: str, measure: str, effects: list[float], bar: float, note: str = "") -> dict:
-    mean, low, high, n = interval(effects)
+def _row(claim: str, measure: str, effects, bar: float, note: str = "") -> dict:
+    mean, low, high, n = interval(list(effects))
     if n == 0:
         return {"claim": claim, "measure": measure, "effect": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                 "seeds": 0, "bar": bar, "verdict": "not measured", "note": note or "the runs it needs are not in the summary"}
@@ -117,10 +119,8 @@ def main_head_shared(r: Runs) -> dict:
 
 def _gain_of_heads(r: Runs, topology: str) -> pd.Series:
     """Per seed: shared accuracy (best head) of MHD with the default H minus MHD with H = 1."""
-    full = r.by_seed("shared_best", method="mhd", topology=topology)
-    one = r.by_seed("shared_best", method="mhd", topology=topology, heads=1)
-    seeds = sorted(set(full.index) & set(one.index))
-    return pd.Series({s: float(full[s] - one[s]) for s in seeds}, dtype=float)
+    return _paired(r.by_seed("shared_best", method="mhd", topology=topology),
+                   r.by_seed("shared_best", method="mhd", topology=topology, heads=1))
 
 
 def more_heads(r: Runs) -> list[dict]:

@@ -150,9 +150,8 @@ def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
     seeds = runs.groupby(keys + ["seed"], dropna=False)[["shared_best", "shared_ensemble", "private_main"]].mean()
     stats = seeds.groupby(keys, dropna=False).agg(["mean", "std"]).reset_index()
     stats.columns = [f"{a}_{b}" if b else a for a, b in stats.columns]
-    names = [methods.get(m).label for m in methods.METHODS]
-    families = sorted(stats.family.unique(), key=lambda f: (names.index(f.split(" (")[0]), f))
-    colours = dict(zip(families, sns.color_palette("deep", len(families))))
+    colours = _colours(stats.family.unique())
+    families = list(colours)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     isolated = stats[stats.family == methods.label("isolated", 0)]
     for ax, x, title in ((axes[0], "shared_best", "best head"), (axes[1], "shared_ensemble", "own-heads ensemble")):
