@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test bench bench-scale bench-gpu pull lock clean-venv
+.PHONY: setup dataset all_figures test bench bench-scale bench-workflow bench-gpu pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -45,6 +45,11 @@ bench: setup
 
 bench-scale: setup
 	$(BIN)/mhd bench --scale
+
+# `make all_figures` from an empty results/ in benchmarks/work/, timed against the trainer's bench
+# throughput on the same cores: benchmarks/results/workflow-<machine>.json (README, Performance)
+bench-workflow: setup
+	$(BIN)/mhd bench --workflow --cores $(CORES)
 
 # The vectorised engine's GPU goals (README, Performance): --scale with ResNet-20 clients, then the
 # CUDA tests. Not `setup`: .venv holds the CPU wheel, so name a Python with a CUDA build of torch and

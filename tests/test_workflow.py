@@ -267,3 +267,28 @@ def test_a_second_snakemake_in_the_same_folder_is_refused(repo, tiny_idx, tmp_pa
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+
+
+def test_workflow_bench_times_all_figures_against_the_trainer(repo, tiny_idx, tmp_path, capsys):
+    """`mhd bench --workflow` on the smoke config: all_figures from an empty results/, the images its runs
+    trained, and the ideal time those images take at the bench throughput on the same cores."""
+    from mhd.cli import main
+
+    work, out = tmp_path / "work", tmp_path / "workflow.json"
+    (work / "results").mkdir(parents=True)
+    (work / "results" / "stale.txt").write_text("from an earlier run")
+    configs = [str(repo / "config" / "smoke.yaml"), str(tiny_overlay(tmp_path, tiny_idx))]
+    assert main(["bench", "--workflow", "--cores", "2", "--rounds", "1", "--work", str(work), "--out", str(out),
+                 "--configfile", *configs]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result == json.loads(out.read_text())
+    assert not (work / "results" / "stale.txt").exists()  # from an empty results/
+    assert sorted(p.name for p in (work / "figures").glob("*.png")) == ["engine.png", "graphs.png", "labels.png"]
+    # smoke: 4 clients, 16 private + 16 public images per client per step, 12 steps; isolated uses no public batch
+    assert result["runs"] == 2 and result["images_trained"] == 12 * (4 * 16) + 12 * (4 * 16 + 4 * 16)
+    slots = min(2, result["cpus"])
+    assert result["ideal_s"] == pytest.approx(result["images_trained"] / (result["bench_mhd_img_s"] * slots), abs=1e-3)
+    assert result["wall_over_ideal"] == pytest.approx(result["wall_s"] / result["ideal_s"], rel=1e-2)
+    assert 0 < result["snakemake_elapsed_s"] <= result["wall_s"] and result["cpu_s"] > 0
+    assert 0 < result["eval_s"] < result["train_loop_s"] < result["train_jobs_s"]
+    assert result["machine"] == f"cpu-{result['cpus']}cores"

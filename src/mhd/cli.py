@@ -114,19 +114,6 @@ def cmd_figure(args) -> None:
     print(f"{spec['figure']} figure of experiment {spec['name']} -> {args.out}.png, {args.out}.pdf")
 
 
-def cmd_write(args) -> None:
-    """What a workflow rule hands to a later one: a run's RUN.yaml or an experiment's spec."""
-    from . import config as mconfig
-    from .data import files
-
-    content = _params(args.json, "--json")
-    if args.kind == "run":
-        mconfig.write_run_file(args.out, content)
-    else:
-        files.write_json(args.out, content)
-    print(f"wrote {args.out}")
-
-
 def cmd_summarize(args) -> None:
     from .data import files
     from .report import summary
@@ -172,7 +159,13 @@ def cmd_train(args) -> None:
 def cmd_bench(args) -> None:
     from .bench.throughput import bench
 
-    if args.scale:
+    if args.workflow:
+        from .bench.workflow import bench_workflow, machine_name
+
+        result = bench_workflow(cores=args.cores, configfiles=args.configfile, work=args.work,
+                                rounds=args.rounds or 3, progress=lambda line: print(line, file=sys.stderr))
+        args.out = args.out or f"benchmarks/results/workflow-{machine_name()}.json"
+    elif args.scale:
         from .bench.scale import figure, scale
 
         result = scale(args.config, quick=args.quick, device=args.device, threads=args.threads,
@@ -258,6 +251,14 @@ def _count(zero: str, what: str):
 _threads = _count("torch's default", "threads")
 
 
+def _cores(text: str) -> int:
+    """An argparse type: a positive number of cores."""
+    value = _count("", "cores")(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: a positive number of cores")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mhd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="throughput and peak memory of vectorised vs loop vs plain as N and H grow (JSON + figure)")
     p.add_argument("--clients", type=int, nargs="+", default=[2, 4, 8, 16, 32], help="--scale: the values of N")
     p.add_argument("--figure", default="figures/bench_scale.png", help="--scale: where the figure goes")
+    p.add_argument("--workflow", action="store_true",
+                   help="time `snakemake all_figures` from an empty results/ against the trainer's bench throughput "
+                        "(JSON, default --out benchmarks/results/workflow-<machine>.json)")
+    p.add_argument("--cores", type=_cores, default=8, help="--workflow: snakemake --cores (as make all_figures)")
+    p.add_argument("--configfile", nargs="*", default=[], help="--workflow: overlays, as for snakemake")
+    p.add_argument("--work", default="benchmarks/work", help="--workflow: the work folder (its results/ is emptied)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("figure", help="draw the figure of an experiment spec (PNG and PDF)")
@@ -330,12 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
     p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
     p.set_defaults(func=cmd_claims)
-
-    p = sub.add_parser("write", help="write a run's RUN.yaml or an experiment's spec (used by the workflow)")
-    p.add_argument("--kind", choices=["run", "experiment"], required=True)
-    p.add_argument("--json", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")
     p.add_argument("--runs", nargs="+", required=True)

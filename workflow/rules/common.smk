@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from mhd import config as mconfig
 from mhd.errors import MHDError
 from mhd.checks import swept_key
+from mhd.data.files import write_json
 from mhd.report.kinds import DATA_KINDS
 
 # config/config.yaml is the base; each --configfile, read by the project in the order given, is merged
@@ -65,6 +66,12 @@ def graph_params(wildcards):
     if wildcards.graph not in GRAPHS:
         raise WorkflowError(f"graph {wildcards.graph!r} is not used by any experiment of the config")
     return json.dumps(GRAPHS[wildcards.graph], sort_keys=True)
+
+
+def write_logged(write, path, content, log):
+    """A small file written by the Snakemake process itself (run_config, experiment_spec), and its log."""
+    write(path, content)
+    Path(log).write_text(f"wrote {path}\n")
 
 
 def prepared(ext):

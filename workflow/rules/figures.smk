@@ -8,10 +8,9 @@ rule experiment_spec:
         spec=lambda wc: json.dumps(experiment_spec(wc), sort_keys=True),
     log:
         "logs/experiment_spec/{experiment}.log",
-    conda:
-        "../envs/mhd.yaml"
-    shell:
-        "mhd write --kind experiment --json {params.spec:q} --out {output:q} > {log:q} 2>&1"
+    # in the Snakemake process (a localrule): no Python start-up per experiment
+    run:
+        write_logged(write_json, output[0], json.loads(params.spec), log[0])
 
 
 # One rule per figure kind, so that each figure carries its own caption in the report.

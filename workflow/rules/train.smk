@@ -8,10 +8,9 @@ rule run_config:
         run_file=lambda wc: json.dumps(run_file(wc), sort_keys=True),
     log:
         "logs/run_config/{run}.log",
-    conda:
-        "../envs/mhd.yaml"
-    shell:
-        "mhd write --kind run --json {params.run_file:q} --out {output:q} > {log:q} 2>&1"
+    # in the Snakemake process (a localrule): no Python start-up per run
+    run:
+        write_logged(mconfig.write_run_file, output[0], json.loads(params.run_file), log[0])
 
 
 rule train:

@@ -1,0 +1,148 @@
+"""`mhd bench --workflow`: the whole workflow timed, against the trainer's own speed on the same cores.
+
+In a work folder (default `benchmarks/work/`), from an empty results/:
+1. the data stage (`snakemake data_artefacts`: prepared dataset, splits, graphs), not timed; the
+   project's data/prepared/ is linked in where it exists;
+2. `mhd bench` with one thread per process, as the workflow's train jobs run: the trainer's images per
+   second on this machine, measured now (interleaved rounds, median);
+3. `snakemake all_figures --cores C`, timed: wall time, Snakemake's own `Elapsed time`, and the CPU
+   seconds of every process it ran.
+
+The ideal is the time the images the runs trained would take at the bench throughput with every CPU
+busy: images / (mhd_img_s x min(C, CPUs)). `wall_over_ideal` is the wall time over it: 1 would be a
+workflow that costs nothing beyond its trainer's steps. The bench measures the config's MHD setting;
+runs that cost less per image (isolated, H = 1) make the ideal a little longer than theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import MHDError
+
+CLEARED = ("results", "figures", "logs", ".snakemake")  # what "from an empty results/" removes
+
+
+def cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def machine_name() -> str:
+    """The name benchmark files carry: cpu-<N>cores, as benchmarks/results/ names the other benches."""
+    return f"cpu-{cpus()}cores"
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _elapsed(text: str) -> float | None:
+    """Snakemake's closing `Elapsed time: H:MM:SS.ffffff`, in seconds."""
+    found = re.findall(r"Elapsed time: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    if not found:
+        return None
+    h, m, s = found[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def _snakemake(repo: Path, work: Path, target: str, cores: int, configfiles: list[Path], log: Path) -> str:
+    """Run Snakemake on the repository's Snakefile in `work`; its output goes to `log`."""
+    cmd = [sys.executable, "-m", "snakemake", target, "--cores", str(cores), "--snakefile", str(repo / "Snakefile"),
+           "--directory", str(work)]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=repo)
+    text = log.read_text()
+    if res.returncode:
+        raise MHDError(f"snakemake {target} failed in {work} (exit {res.returncode}); its output: {log}\n"
+                       + "\n".join(text.splitlines()[-15:]))
+    return text
+
+
+def _runs(work: Path) -> list[dict]:
+    """Per trained run: images trained, the train job's seconds (benchmark.tsv), evaluation seconds."""
+    rows = []
+    for record_path in sorted((work / "results" / "runs").glob("*/run.json")):
+        record = json.loads(record_path.read_text())
+        with open(record_path.parent / "benchmark.tsv") as fh:
+            job_s = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+        rows.append({"run": record_path.parent.name, "images": record["images_per_step"] * record["run"]["steps"],
+                     "job_s": job_s, "train_s": record["wall_time_s"], "eval_s": record["eval_s"],
+                     "img_s": record["images_per_s"]})
+    return rows
+
+
+def _merged_config(repo: Path, configfiles: list[Path], work: Path) -> Path:
+    """The config `mhd bench` measures: the base with the overlays, as the workflow reads them."""
+    if not configfiles:
+        return repo / "config" / "config.yaml"
+    from .. import config as mconfig
+    from ..data import files
+
+    merged = mconfig.merge_layered(repo / "config" / "config.yaml", [str(p) for p in configfiles])
+    return files.write_json(work / "bench-config.json", merged)
+
+
+def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path = "benchmarks/work",
+                   rounds: int = 3, repo: str | Path = ".", progress=print) -> dict:
+    """The steps of the module docstring; returns the JSON written to benchmarks/results/."""
+    from .throughput import bench
+
+    repo, work = Path(repo).resolve(), Path(work).resolve()
+    overlays = [Path(p).resolve() for p in configfiles]
+    for p in overlays:
+        if not p.is_file():
+            raise MHDError(f"--configfile {p}: no such file")
+    work.mkdir(parents=True, exist_ok=True)
+    for name in CLEARED:
+        shutil.rmtree(work / name, ignore_errors=True)
+    prepared = repo / "data" / "prepared"
+    if prepared.is_dir() and not (work / "data" / "prepared").exists() and prepared != work / "data" / "prepared":
+        (work / "data").mkdir(exist_ok=True)
+        shutil.copytree(prepared, work / "data" / "prepared", copy_function=os.link)
+    progress(f"mhd bench --workflow: data stage in {work} (not timed)")
+    _snakemake(repo, work, "data_artefacts", cores, overlays, work / "bench-logs" / "data.log")
+
+    progress(f"mhd bench --workflow: trainer throughput, one thread, {rounds} interleaved rounds")
+    with contextlib.chdir(work):  # the bench reads the work folder's data/prepared
+        throughput = bench(str(_merged_config(repo, overlays, work)), threads=1, rounds=rounds)
+
+    progress(f"mhd bench --workflow: snakemake all_figures --cores {cores} (timed; log {work / 'bench-logs'})")
+    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    text = _snakemake(repo, work, "all_figures", cores, overlays, work / "bench-logs" / "all_figures.log")
+    wall, cpu_s = time.perf_counter() - t0, _children_cpu_s() - cpu0
+
+    runs = _runs(work)
+    images = sum(r["images"] for r in runs)
+    slots = min(cores, cpus())
+    ideal = images / (throughput["mhd_img_s"] * slots)
+    train_job_s = sum(r["job_s"] for r in runs)
+    return {
+        "machine": machine_name(), "cpus": cpus(), "cores": cores, "configfiles": [str(p) for p in configfiles],
+        "runs": len(runs), "images_trained": images,
+        "wall_s": round(wall, 2), "snakemake_elapsed_s": _elapsed(text), "cpu_s": round(cpu_s, 1),
+        "bench_mhd_img_s": throughput["mhd_img_s"], "bench_spread": throughput["spread"]["mhd"],
+        "ideal_s": round(ideal, 3), "wall_over_ideal": round(wall / ideal, 3),
+        # where the time went: train jobs (process start to exit), inside them the step loop (evaluation
+        # included) and evaluation alone, the rest of each job (start-up, loading); the train jobs' share
+        # of the CPU slots over the wall time
+        "train_jobs_s": round(train_job_s, 1), "train_loop_s": round(sum(r["train_s"] for r in runs), 1),
+        "eval_s": round(sum(r["eval_s"] for r in runs), 1),
+        "job_outside_loop_s": round(train_job_s - sum(r["train_s"] for r in runs), 1),
+        "busy_fraction": round(train_job_s / (wall * slots), 3),
+        "bench_warnings": throughput["warnings"],
+        "slowest_runs": sorted(runs, key=lambda r: -r["job_s"])[:5],
+    }
