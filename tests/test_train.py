@@ -51,6 +51,14 @@ def test_bytes_follow_the_formula(repo, inputs, tmp_path):
     assert sent == [3 * 2 * 16 * (3 * 10 + 128) * 4] * 4
 
 
+def test_scores_travel_with_the_predictions(repo, inputs, tmp_path):
+    """energy sends one score per sample per head sent, density one per sample."""
+    for rule, scores in (("energy", 3), ("density", 1)):
+        m = fit(repo, inputs, tmp_path / rule, method="mhd", heads=3, teacher=rule)
+        sent = m[(m.metric == "bytes_sent") & (m.step == 12)].value.tolist()
+        assert sent == [12 * 2 * 16 * (3 * 10 + scores) * 4] * 4, rule
+
+
 def test_centralized_is_one_model_reported_for_every_client(repo, inputs, tmp_path):
     m = fit(repo, inputs, tmp_path, method="centralized")
     shared = m[(m.metric == "shared_acc") & (m["head"] == "0") & (m.step == 12)].value
@@ -68,7 +76,8 @@ def test_fedavg_leaves_clients_equal_after_a_round(repo, inputs):
     assert all(torch.equal(w[0], x) for x in w[1:])
 
 
-@pytest.mark.parametrize("over", [{}, {"refresh_every": 4, "nu_emb": 1.0, "augment": "flip_crop"}])
+@pytest.mark.parametrize("over", [{}, {"refresh_every": 4, "nu_emb": 1.0, "augment": "flip_crop"},
+                                  {"teacher": "density", "density_refit_every": 4, "score_temperature": 0.5}])
 def test_resume_equals_uninterrupted_to_the_bit(repo, inputs, tmp_path, over):
     run = make_run(repo, method="mhd", heads=3, **over)
     args = (inputs["prepared"], inputs["split_dir"], inputs["graph_dir"])

@@ -175,7 +175,12 @@ def test_several_overlays_plan_what_mhd_check_plans(repo, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
     assert {line.split()[-1] for line in out.splitlines() if line.startswith("train ")} == {"2"}  # not 3 x 2
-    assert out.count('\\"steps\\": 3') + out.count('"steps": 3') >= 2, "--config values arrive as numbers"
+    # the run files themselves (rule run_config runs in the Snakemake process): --config values arrive as numbers
+    written = snakemake(repo, tmp_path / "w", "all_runs", "--until", "run_config", "--config",
+                        "run={steps: 3, eval_every: 3}", configfiles=[a, b])
+    assert written.returncode == 0, written.stderr[-2000:]
+    specs = [yaml.safe_load(p.read_text())["run"] for p in (tmp_path / "w" / "results" / "runs").glob("*/run.yaml")]
+    assert sorted(r["method"] for r in specs) == ["isolated", "mhd"] and all(r["steps"] == 3 for r in specs)
 
 
 def test_a_templated_overlay_is_named_as_code(repo, tmp_path, capsys):

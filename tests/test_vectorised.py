@@ -82,6 +82,9 @@ CASES = {
     "mhd": {"method": "mhd", "heads": 2},
     "embeddings, two architectures": {"method": "mhd", "heads": 1, "nu_emb": 1.0, "architectures": ["cnn_small", "cnn"]},
     "fedavg, adamw": {"method": "fedavg", "fedavg_every": 3, "optimizer": "adamw", "lr": 0.001},
+    "energy teacher": {"method": "mhd", "heads": 2, "teacher": "energy"},
+    "density teacher, refit every 3 steps": {"method": "mhd", "heads": 2, "teacher": "density", "density_refit_every": 3,
+                                             "teacher_threshold": 0.2},
 }
 
 

@@ -17,10 +17,12 @@ pytestmark = pytest.mark.slow
 # metrics.csv of the smoke workflow on the tiny dataset (tests/fakedata.py), torch 2.13.0 CPU, this
 # machine kind. The package's split into stages changed no byte of them (then isolated 8020c37e...,
 # MHD fe69035d...); the default include_self: true then changed MHD's numbers, and every run's id
-# (include_self is a setting of every run), as intended
+# (include_self is a setting of every run), as intended (MHD c8ac2092...). The teacher rules' keys
+# changed every id again, and MHD's file gained its teacher_precision rows: without them it is
+# c8ac2092... to the byte
 SMOKE_METRICS_SHA256 = {
-    "isolated-h0-ring-n4-3d3e8cf9ba": "8020c37e3f3f70e0c23c239e22d801b3c445ef6146c6014d6b40a218911b8086",
-    "mhd-h3-ring-n4-d5b84c60af": "c8ac20923f4757260e698d256c375e60a073d8e694beaf8850d07fd7327b7979",
+    "isolated-h0-ring-n4-aaa65102fd": "8020c37e3f3f70e0c23c239e22d801b3c445ef6146c6014d6b40a218911b8086",
+    "mhd-h3-ring-n4-a884e551f5": "5eed64cc27f15504a71ba7f10930b643f26e772054f1f2ae95555eb3518280c3",
 }
 BIN = Path(sys.executable).parent
 
@@ -76,6 +78,10 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     assert digests == SMOKE_METRICS_SHA256
     heads = {line.split(",")[2] for line in (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines()[1:]}
     assert heads == {"0", "1", "2", "3", "ensemble", "-"}
+    mhd_rows = (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines(keepends=True)
+    before_teacher_precision = "".join(r for r in mhd_rows if ",teacher_precision," not in r)
+    assert hashlib.sha256(before_teacher_precision.encode()).hexdigest() == (
+        "c8ac20923f4757260e698d256c375e60a073d8e694beaf8850d07fd7327b7979")
     figures = sorted(p.name for p in (work / "figures").iterdir())
     assert figures == [f"{e}.{x}" for e in ("engine", "graphs", "labels") for x in ("pdf", "png")]
     assert (work / "results" / "summary.csv").exists()
@@ -185,7 +191,12 @@ EVERY_KIND = {
     "mixed": {"figure": "heterogeneous", "rows": [{"method": "isolated"}, {"method": "mhd", "nu_emb": 1.0}],
               "grid": {"architectures": [["cnn", "resnet8", "cnn", "resnet8"]]}},
     "front": {"figure": "pareto", "rows": [{"method": "isolated"}, {"method": "mhd"}, {"method": "mhd", "nu_aux": 0.3},
-                                           {"method": "single_head", "nu_main": 0.3}, {"method": "single_head"}]},
+                                           {"method": "single_head", "nu_main": 0.3}, {"method": "single_head"},
+                                           {"method": "mhd", "teacher": "energy"}]},
+    "rules": {"figure": "teacher_precision", "rows": [{"method": "mhd"}, {"method": "mhd", "teacher": "energy"},
+                                                      {"method": "mhd", "teacher": "density", "density_refit_every": 2},
+                                                      {"method": "mhd", "topology": "complete", "teacher": "density",
+                                                       "density_refit_every": 2}]},
 }
 
 

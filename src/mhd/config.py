@@ -93,7 +93,7 @@ def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
 def _normalise(run: dict) -> dict:
     """Same value, same type: skew 100 and 100.0 must name the same split."""
     out = dict(run)
-    for key in ("skew", "alpha", "public_fraction"):
+    for key in ("skew", "alpha", "public_fraction", "teacher_threshold", "score_temperature"):
         out[key] = float(out[key])
     return out
 

@@ -50,9 +50,12 @@ class TensorData:
         x = self.normalise(augment(x, self.augment, gen))
         return x.view(*idx_NxB.shape, *x.shape[1:]), self.y[idx_NxB]
 
-    def public_batch(self, gen: torch.Generator, batch: int) -> torch.Tensor:
+    def public_batch(self, gen: torch.Generator, batch: int, with_labels: bool = False):
+        """B x C x H x W (normalised, augmented); with_labels: also its labels, which no loss reads (the
+        teacher precision metric does)."""
         pick = to_device(torch.randint(len(self.public), (batch,), generator=gen), self.device)
-        return self.normalise(augment(self.x[self.public[pick]], self.augment, gen))
+        x = self.normalise(augment(self.x[self.public[pick]], self.augment, gen))
+        return (x, self.y[self.public[pick]]) if with_labels else x
 
 
 def augment(x_uint8: torch.Tensor, how: str, gen: torch.Generator) -> torch.Tensor:

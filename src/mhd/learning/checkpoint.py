@@ -31,7 +31,8 @@ def state(trainer) -> dict:
             "models": trainer.models.state_dict(), "projections": trainer.projections.state_dict(),
             "optimizer": to_client_layout(trainer.opt.state_dict(), trainer.layout), "rng": torch.get_rng_state(),
             "metrics": trainer.metrics, "teachers": trainer.teachers.state(),
-            "loss_sum": trainer.loss_sum.cpu(), "loss_steps": trainer.loss_steps}
+            "loss_sum": trainer.loss_sum.cpu(), "loss_steps": trainer.loss_steps,
+            "densities": [d.state() for d in trainer.densities], "precision": trainer.precision.cpu()}
 
 
 def save(trainer, path: Path) -> None:
@@ -66,6 +67,9 @@ def load(trainer, path: Path) -> bool:
     trainer.step, trainer.metrics = saved["step"], [list(row) for row in saved["metrics"]]
     trainer.teachers = Teachers.from_state(saved["teachers"], trainer.device)
     trainer.loss_sum, trainer.loss_steps = saved["loss_sum"].to(trainer.device), saved["loss_steps"]
+    for density, state in zip(trainer.densities, saved["densities"]):
+        density.load(state, trainer.device)
+    trainer.precision = saved["precision"].to(trainer.device)
     return True
 
 

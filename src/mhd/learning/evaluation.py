@@ -1,7 +1,8 @@
 """Metrics on the official test split, per client and head: shared accuracy (the whole split),
 private accuracy (reweighted by the client's private class distribution) and per-class accuracy.
 `ensemble` is, per test sample, the prediction of the client's own most confident head. With them,
-per client, the bytes it has sent and its mean training loss since the last evaluation."""
+per client, the bytes it has sent, its mean training loss and, per head that distils, its teacher
+precision since the last evaluation."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def evaluate(trainer) -> list[list]:
     """Tidy rows of every client at the trainer's step: accuracies per head, bytes sent, train loss."""
     fed, method, run = trainer.fed, trainer.method, trainer.run
     losses_now = trainer.mean_loss()
+    precision_now = trainer.teacher_precision()
     logits_of: dict[int, torch.Tensor] = {}  # per model: one model may answer for several clients
     out = []
     for i in range(fed.clients):
@@ -61,4 +63,6 @@ def evaluate(trainer) -> list[list]:
         sent = method.bytes_sent(run, trainer.step, trainer.models[m], fed.out_degree[i], fed.classes)
         out.append([trainer.step, i, "-", "bytes_sent", float(sent)])
         out.append([trainer.step, i, "-", "train_loss", losses_now[m]])
+        # how often the targets came from a sender owning the sample's class (head k: from senders' head k-1)
+        out.extend([trainer.step, i, str(k), "teacher_precision", p] for k, p in sorted(precision_now[m].items()))
     return out

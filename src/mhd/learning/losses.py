@@ -43,26 +43,31 @@ def embedding_loss(student_emb_BxD: torch.Tensor, teacher_embs: list[torch.Tenso
 
 def distillation(run: dict, step: int, teachers: Teachers, senders_main_NxJ: torch.Tensor,
                  senders_aux_NxJ: torch.Tensor, embs_pub: list[torch.Tensor], logits_pub_NxBxKxC: torch.Tensor,
-                 projections) -> torch.Tensor:
+                 projections) -> tuple[torch.Tensor, dict]:
     """Every client's distillation loss on the public batch, summed, times the ramp-up factor:
     head k >= 1 from the senders' head k-1 (nu_aux), the main head from the senders' main heads
-    (nu_main), the embedding from the senders' embeddings with head 1's teacher weights (nu_emb)."""
+    (nu_main), the embedding from the senders' embeddings with head 1's teacher weights (nu_emb).
+    Also the teacher weights used, N x J x B x K: "aux" (column k-1 for head k) and "main" (head 0)."""
     r, h = run, run["heads"]
     ramp = min(1.0, (step + 1) / r["nu_rampup"]) if r["nu_rampup"] else 1.0
-    probs_JxBxKxC = teachers.probs_JxBxKxC
+    probs_JxBxKxC, scores = teachers.probs_JxBxKxC, teachers.scores_JxBxK
+    rule = {"rule": r["teacher"], "threshold": r["teacher_threshold"], "temperature": r["score_temperature"]}
     total = probs_JxBxKxC.new_zeros(())
+    used = {}
     if h >= 1 and (r["nu_aux"] > 0 or r["nu_emb"] > 0):
         # chained heads: head k of the receiver from head k-1 of its senders
-        w_aux = teacher_weights(probs_JxBxKxC[:, :, :h], senders_aux_NxJ, r["teacher"])
+        w_aux = used["aux"] = teacher_weights(probs_JxBxKxC[:, :, :h], senders_aux_NxJ,
+                                              scores_JxBxK=None if scores is None else scores[:, :, :h], **rule)
         if r["nu_aux"] > 0:
             t_aux = teacher_targets(probs_JxBxKxC[:, :, :h], w_aux)
             total = total + r["nu_aux"] * distill_kl(logits_pub_NxBxKxC[:, :, 1:], t_aux, r["tau"]).sum()
     if r["nu_main"] > 0:
-        w_main = teacher_weights(probs_JxBxKxC[:, :, :1], senders_main_NxJ, r["teacher"])
+        w_main = used["main"] = teacher_weights(probs_JxBxKxC[:, :, :1], senders_main_NxJ,
+                                                scores_JxBxK=None if scores is None else scores[:, :, :1], **rule)
         t_main = teacher_targets(probs_JxBxKxC[:, :, :1], w_main)
         total = total + r["nu_main"] * distill_kl(logits_pub_NxBxKxC[:, :, :1], t_main, r["tau"]).sum()
     if r["nu_emb"] > 0:
         for i, emb in enumerate(embs_pub):
             w_emb = w_aux[i, :, :, 0] if h >= 1 else w_main[i, :, :, 0]
             total = total + r["nu_emb"] * embedding_loss(emb, teachers.embeddings, w_emb, projections[i])
-    return ramp * total
+    return ramp * total, used

@@ -58,6 +58,8 @@ class Method:
         heads = set(range(run["heads"])) if run["nu_aux"] > 0 else set()
         heads |= {0} if run["nu_main"] > 0 else set()
         values = len(heads) * classes + (model.dim if run["nu_emb"] > 0 else 0)
+        # the scores that travel with the predictions: the energy of each head sent, one density score
+        values += {"energy": len(heads), "density": 1}.get(run["teacher"], 0) if heads else 0
         exchanges = math.ceil(steps_done / run["refresh_every"])
         return exchanges * out_degree * run["batch_public"] * values * BYTES_PER_VALUE
 
@@ -152,6 +154,7 @@ def effective(run: dict, explicit: dict | None = None) -> dict:
         out = {**run, **method.fixed}
         method.check(out)
         architectures(out)
+        check_teacher(out)
         return out
     for key, value in method.fixed.items():
         if key in explicit and explicit[key] != value:
@@ -161,7 +164,24 @@ def effective(run: dict, explicit: dict | None = None) -> dict:
     out = {**run, **{k: v for k, v in method.defaults.items() if k not in explicit}, **method.fixed}
     method.check(out)
     architectures(out)  # refuses an `architectures` list longer than the clients
+    check_teacher(out, explicit)
     return out
+
+
+TEACHER_RULES = ("max_confidence", "mean", "confidence_weighted", "energy", "density")  # teachers.py applies them
+SCORED_RULES = ("energy", "density")  # the rules that choose by a score the senders send beside their predictions
+
+
+def check_teacher(run: dict, explicit: dict | None = None) -> None:
+    """Refuse teacher settings the run's rule cannot use: a score temperature without a scored rule,
+    a density refit cadence given explicitly without the density rule."""
+    if run["score_temperature"] > 0 and run["teacher"] not in SCORED_RULES:
+        raise ConfigError(f"score_temperature = {run['score_temperature']!r} weights senders by a softmax of their "
+                          f"scores, which only the teacher rules {', '.join(SCORED_RULES)} send; teacher is "
+                          f"{run['teacher']!r}: set score_temperature: 0 or teacher: energy / density")
+    if explicit and "density_refit_every" in explicit and run["teacher"] != "density":
+        raise ConfigError(f"density_refit_every = {explicit['density_refit_every']!r} is given, but only teacher: density "
+                          f"fits a density; teacher is {run['teacher']!r}")
 
 
 def is_effective(run: dict) -> bool:

@@ -22,7 +22,8 @@ from . import budget, losses, methods
 from .engine import Engine
 from .federation import Federation
 from .models import MultiHead
-from .teachers import Teachers
+from .density import PrivateDensity, scores as density_scores
+from .teachers import Teachers, precision_counts
 
 
 def lr_at(step: int, run: dict) -> float:
@@ -57,6 +58,27 @@ def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimi
     return torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
 
 
+def sender_scores(run: dict, logits_pub_NxBxKxC: torch.Tensor, embs: list[torch.Tensor], bp: int,
+                  densities: list[PrivateDensity]) -> torch.Tensor | None:
+    """What the senders send beside their predictions for the energy and density rules (J x B x K), else
+    None. energy: logsumexp of each head's logits (the negative free energy, per head); density: the
+    Mahalanobis score of the sender's private-data Gaussians, the same for all its heads (density.py)."""
+    if run["teacher"] == "energy":
+        return logits_pub_NxBxKxC.detach().float().logsumexp(dim=-1)
+    if run["teacher"] == "density":
+        return density_scores(densities, [e[bp:] for e in embs], logits_pub_NxBxKxC.shape[2])
+    return None
+
+
+def fit_densities(densities: list[PrivateDensity], embs: list[torch.Tensor], y_priv_NxB: torch.Tensor, bp: int,
+                  steps_done: int, refit_every: int) -> None:
+    """Add the step's private embeddings to each client's density sums; refit every `refit_every` steps."""
+    for density, emb, y in zip(densities, embs, y_priv_NxB):
+        density.add(emb[:bp], y)
+        if steps_done % refit_every == 0:
+            density.refit()
+
+
 class Trainer:
     """State (models, optimiser, teachers, step) and the step. `run` is the effective run
     (methods.effective applied, as config.validate_run returns it)."""
@@ -84,6 +106,11 @@ class Trainer:
         self.loss_sum = torch.zeros(len(self.models), device=self.device)
         self.loss_steps = 0
         self.teachers = Teachers()
+        # the density rule: each client's Gaussians of its own private embeddings
+        self.densities = [PrivateDensity(m.dim, federation.classes, self.device) for m in self.models] \
+            if run["teacher"] == "density" and self.uses_public else []
+        # teacher precision since the last evaluation, per model and head: right weight, all weight
+        self.precision = torch.zeros(2, len(self.models), run["heads"] + 1, device=self.device)
         # the first step whose loss was not finite (-1: none), kept on the device: no sync per step
         self.nonfinite_step = torch.tensor(-1, device=self.device)
 
@@ -97,7 +124,7 @@ class Trainer:
             group["lr"] = lr_at(t, r)
         refresh = self.uses_public and t % r["refresh_every"] == 0
         if refresh:  # the public batch is drawn first, so a resumed run can redraw it
-            self.teachers.public_x = fed.data.public_batch(gen, r["batch_public"])
+            self.teachers.public_x, self.teachers.public_y = fed.data.public_batch(gen, r["batch_public"], with_labels=True)
         x_priv, y_priv = self.method.private_batch(fed.data, gen, r, fed.clients)
         bp = x_priv.shape[1]
         with self.autocast():
@@ -110,8 +137,12 @@ class Trainer:
             if refresh:
                 self.teachers.probs_JxBxKxC = logits_NxBxKxC[:, bp:].detach().float().div(r["tau"]).softmax(-1)
                 self.teachers.embeddings = [emb[bp:].detach() for emb in embs]
-            total = total + losses.distillation(r, t, self.teachers, fed.senders_main_NxJ, fed.senders_aux_NxJ,
+                self.teachers.scores_JxBxK = sender_scores(r, logits_NxBxKxC[:, bp:], embs, bp, self.densities)
+            distill, used = losses.distillation(r, t, self.teachers, fed.senders_main_NxJ, fed.senders_aux_NxJ,
                                                 [e[bp:] for e in embs], logits_NxBxKxC[:, bp:], self.projections)
+            total = total + distill
+            self.count_precision(used)
+            fit_densities(self.densities, embs, y_priv, bp, t + 1, r["density_refit_every"])
         bad = (self.nonfinite_step < 0) & ~torch.isfinite(total.detach())
         self.nonfinite_step = torch.where(bad, t, self.nonfinite_step)
         self.opt.zero_grad(set_to_none=True)
@@ -130,6 +161,25 @@ class Trainer:
             raise TrainingError(f"the training loss became NaN or infinite at step {step} (lr = {self.run['lr']}, "
                                 f"optimizer {self.run['optimizer']}); no metrics or checkpoint after it were written. "
                                 f"Lower lr, or raise warmup_steps or nu_rampup")
+
+    def count_precision(self, used: dict) -> None:
+        """Add this step's teacher weights to the precision counts (head k >= 1: "aux" column k-1; head 0: "main")."""
+        right_JxB = self.fed.primary_NxC[:, self.teachers.public_y]
+        for key, heads in (("aux", slice(1, None)), ("main", slice(0, 1))):
+            if key in used:
+                hits, total = precision_counts(used[key], right_JxB)
+                self.precision[0, :, heads] += hits
+                self.precision[1, :, heads] += total
+
+    def teacher_precision(self) -> list[dict[int, float]]:
+        """Per model, head -> the share of its targets' weight on right senders since the last call (then
+        reset); heads without a target are left out, and every head when no client has primary classes (iid)."""
+        counts = self.precision.tolist()
+        self.precision.zero_()
+        if not bool(self.fed.primary_NxC.any()):
+            return [{} for _ in counts[0]]
+        return [{k: hit / tot for k, (hit, tot) in enumerate(zip(hits, tots)) if tot > 0}
+                for hits, tots in zip(*counts)]
 
     def mean_loss(self) -> list[float]:
         """Each model's mean training loss since the last call (then reset)."""

@@ -259,6 +259,34 @@ def graph_drawings(spec: dict, out: Path) -> None:
     _save_both(fig, out)
 
 
+def teacher_precision(table: pd.DataFrame, spec: dict, out: Path) -> None:
+    """Per teacher rule: how often head k's targets came from a sender owning the sample's class (mean
+    over the evaluations, clients and seeds), beside the shared accuracy each rule reached; a row per
+    topology."""
+    t = _readouts(table)
+    t["head index"] = t["head"].where(t["head"] != "ensemble", "-")
+    rules = sorted(set(t["teacher"]), key=methods.TEACHER_RULES.index)
+    tops = list(dict.fromkeys(t["topology"]))
+    colours = dict(zip(rules, sns.color_palette("deep", len(rules))))
+    fig, axes = plt.subplots(len(tops), 2, figsize=(12, 4.2 * len(tops)), squeeze=False)
+    for row, topology in zip(axes, tops):
+        tt = t[t["topology"] == topology]
+        prec = tt[tt["teacher_precision"].notna()] if "teacher_precision" in tt else tt.iloc[:0]
+        if len(prec):
+            sns.barplot(prec, x="head index", y="teacher_precision", hue="teacher", hue_order=rules, palette=colours,
+                        errorbar=ERR, ax=row[0])
+        row[0].set(title=f"teacher precision per head ({topology})", ylim=(0, 1.01), xlabel="head k (taught by head k-1)",
+                   ylabel="share of targets from an owner of the class")
+        last = summary.last_step(tt)
+        best = last[last["head"] == last["best"]]
+        sns.barplot(best, x="teacher", y="shared_acc", order=rules, hue="teacher", hue_order=rules, palette=colours,
+                    errorbar=ERR, ax=row[1], legend=False)
+        row[1].set(title=f"shared accuracy, best head, last step ({topology})", xlabel="teacher rule",
+                   ylabel="shared accuracy")
+        _accuracy_axis(row[1])
+    _finish(fig, axes[0][0], out)
+
+
 # ---------------------------------------------------------------- common
 def _save_both(fig, out: Path) -> None:
     """`out`.png and `out`.pdf, each written atomically."""
@@ -277,7 +305,8 @@ def _finish(fig, legend_ax, out: Path, legend: bool = True) -> None:
 # kinds.py names the kinds; these draw them (tests/test_config.py keeps the two in step)
 TRAINING_KINDS = {"learning_curves": learning_curves, "per_head": per_head, "sweep": sweep, "ablation": ablation,
                   "topologies": topologies, "transitive": transitive, "heterogeneous": heterogeneous,
-                  "theory": theory, "communication": communication, "pareto": pareto}
+                  "theory": theory, "communication": communication, "pareto": pareto,
+                  "teacher_precision": teacher_precision}
 DATA_KINDS = {"label_distribution": label_distribution, "graphs": graph_drawings}
 
 

@@ -3,6 +3,6 @@ data artefacts alone. The one list: the config check and the workflow read it fr
 figures.py draws exactly these (a test keeps them in step)."""
 
 TRAINING_KINDS = ("learning_curves", "per_head", "sweep", "ablation", "topologies", "transitive", "heterogeneous",
-                  "theory", "communication", "pareto")
+                  "theory", "communication", "pareto", "teacher_precision")
 DATA_KINDS = ("label_distribution", "graphs")
 KINDS = (*TRAINING_KINDS, *DATA_KINDS)

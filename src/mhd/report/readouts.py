@@ -18,10 +18,14 @@ def settings(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in MEASURED and not c.startswith("class_acc_")]
 
 
-def family(method: str, heads: int, include_self: bool) -> str:
-    """A front's name: the method, and for MHD whether heads also distil from the client's own."""
+def family(method: str, heads: int, include_self: bool, teacher: str = "max_confidence") -> str:
+    """A front's name: the method, and for MHD whether heads also distil from the client's own and,
+    where it is not the paper's, the teacher rule."""
     name = methods.label(method, 0)
-    return f"{name} ({'with' if include_self else 'without'} include_self)" if heads > 0 else name
+    if heads <= 0:
+        return name
+    rule = "" if teacher == "max_confidence" else f", teacher {teacher}"
+    return f"{name} ({'with' if include_self else 'without'} include_self{rule})"
 
 
 def per_run(table: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +37,8 @@ def per_run(table: pd.DataFrame) -> pd.DataFrame:
         head = t["head"]
         first = t.iloc[0]
         rows.append({"run": run, **{k: first[k] for k in keys},
-                     "family": family(first["method"], int(first["heads"]), bool(first["include_self"])),
+                     "family": family(first["method"], int(first["heads"]), bool(first["include_self"]),
+                                      str(first.get("teacher", "max_confidence"))),
                      "best_head": best[run],
                      "shared_best": t[head == best[run]].shared_acc.mean(),
                      "shared_ensemble": t[head == "ensemble"].shared_acc.mean(),
