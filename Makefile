@@ -37,7 +37,10 @@ dataset:
 all_figures: setup
 	$(BIN)/snakemake --cores $(CORES) all_figures
 
-test: setup
+# The tests never install system packages on a user's machine: the Debian dataset (for the science
+# test) and the SLURM test's slurm-wlm and munge only in CI (CI=true) or when asked (MHD_TEST_SLURM=1)
+test: $(STAMP) .dvc/config
+	@if [ "$${CI:-}" = true ]; then $(MAKE) --no-print-directory dataset; fi
 	$(BIN)/python -m pytest
 
 bench: setup

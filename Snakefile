@@ -7,18 +7,29 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
+# the report's front page (snakemake --report report.html)
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 
 
-# Jobs that only write a small file or name targets run in the Snakemake process itself: never
-# submitted to a cluster, never a slot of --cores.
+# Every job but training runs in the Snakemake process's machine: never submitted to a cluster (each
+# takes seconds; a sbatch submission would cost more than the job). The figure rules say so
+# themselves (localrule: True, workflow/rules/figures.smk). On a cluster whose login node is too small
+# to prepare a large imagefolder dataset, take prepare_data out of this list.
 localrules:
     run_config,
     experiment_spec,
+    prepare_data,
+    split,
+    graph,
     data_artefacts,
+    summary,
+    claims,
     all_runs,
     all_figures,
 

@@ -30,7 +30,8 @@ def trained(repo, tmp_path_factory):
     try:
         datasets.prepare("fashion_mnist", root / "fashion_mnist.pt", download=False)
     except DataError as exc:
-        pytest.skip(f"needs the real Fashion-MNIST (make test installs it where apt is usable): {exc}")
+        pytest.skip(f"needs the real Fashion-MNIST (`make dataset` as root with apt, or the copy `make all_figures` "
+                    f"downloads into data/raw/; CI=true make test installs it): {exc}")
     tensors, _ = datasets.load(root / "fashion_mnist.pt")
     labels = tensors["train_y"].numpy()
     base = mconfig.load_layered(repo / "config" / "config.yaml")["run"]

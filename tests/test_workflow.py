@@ -58,6 +58,46 @@ def test_lint_is_clean(repo):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_rules_are_snakefmt_clean(repo):
+    """The Snakefile and workflow/rules as snakefmt writes them (line length 120, pyproject.toml)."""
+    res = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=repo,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_only_training_is_sent_to_a_cluster(repo, tiny_idx, tmp_path):
+    """Under an executor such as profiles/slurm, every rule but train runs on the submitting host (no
+    sbatch for a job of seconds). Snakemake has no public call for this: the condition below is
+    Workflow.is_local's when the executor is not local."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    configs = [repo / "config" / "smoke.yaml", tiny_overlay(tmp_path, tiny_idx)]
+    with SnakemakeApi() as api:
+        wf = api.workflow(resource_settings=ResourceSettings(cores=1), config_settings=ConfigSettings(configfiles=configs),
+                          snakefile=repo / "Snakefile", workdir=tmp_path / "w")
+        workflow = wf._workflow
+        remote = [r.name for r in workflow.rules
+                  if not (r.group is None and (r.name in workflow._localrules or r.norun or r.is_template_engine))]
+        assert sorted(remote) == ["train"]
+
+
+def test_gpus_are_claimed_where_the_execution_has_them(repo, tiny_idx, tmp_path):
+    """device auto claims a GPU only under --resources gpu=N (profiles/gpu), never by asking the
+    submitting host's torch; device cpu never claims one."""
+    def claimed(device, *extra):
+        overlay = tiny_overlay(tmp_path, tiny_idx, run={"device": device})
+        res = snakemake(repo, tmp_path / "w", "-n", "all_runs", *extra, configfiles=[repo / "config" / "smoke.yaml", overlay])
+        assert res.returncode == 0, res.stderr[-2000:]
+        return {line.split("gpu=")[1].split(",")[0] for line in (res.stdout + res.stderr).splitlines()
+                if line.strip().startswith("resources:") and "gpu=" in line}
+
+    assert claimed("auto", "--resources", "gpu=2") == {"1"}
+    assert claimed("auto") == {"0"} and claimed("cpu", "--resources", "gpu=2") == {"0"}
+    profile = yaml.safe_load((repo / "profiles" / "gpu" / "config.yaml").read_text())
+    assert profile["resources"] == ["gpu=1"]
+
+
 def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     work = tmp_path / "work"
     configs = [repo / "config" / "smoke.yaml", tiny_overlay(tmp_path, tiny_idx)]
@@ -137,10 +177,22 @@ def test_dvc_round_trip(repo, tiny_idx, tmp_path):
     smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     from mhd.config import merge
     cfg = merge(merge(base, smoke), yaml.safe_load(tiny_overlay(tmp_path, tiny_idx).read_text()))
+    cfg["run"]["topology"] = "ring"  # the smoke runs' graph: they are then the default run that metrics.json reads
     (proj / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     git = "git -c user.email=t@example.invalid -c user.name=t"
     run(f"{git} init -q && {git} add -A && {git} commit -qm init", proj)
     run("dvc repro -q", proj)
+    # what DVC users look at: the default run's readouts per method, and their curves
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    shown = json.loads(subprocess.run("dvc metrics show --json", cwd=proj, shell=True, capture_output=True, text=True,
+                                      env=env, check=True).stdout)
+    readouts = shown[""]["data"]["results/metrics.json"]["data"]
+    assert set(readouts) == {"MHD (H=3)", "isolated"}  # the smoke config's methods
+    assert 0 < readouts["MHD (H=3)"]["shared_best"] <= 1 and readouts["isolated"]["seeds"] == 1
+    run("dvc plots show -q -o plots", proj)
+    page = (proj / "plots" / "index.html").read_text()
+    assert "Shared accuracy of the best head" in page and "Private accuracy of the main head" in page
+    assert "curves_shared_MHD_H3_csv" in page and "curves_private_isolated_csv" in page  # a plot per method file
     # a changed description reruns the results stage: DVC deletes nothing, Snakemake retrains nothing
     trained = {p: p.stat().st_mtime_ns for p in (proj / "results" / "runs").glob("*/*") if p.is_file()}
     other = proj / "results" / "runs" / "run-of-another-overlay" / "metrics.csv"

@@ -215,8 +215,24 @@ def cmd_claims(args) -> None:
     text = claims.markdown(checked, unconverged, unmeasurable)
     files.write_text(f"{args.out}.csv", checked.to_csv(index=False))
     files.write_text(f"{args.out}.md", text)
+    if args.metrics or args.curves:  # what DVC shows: dvc metrics show, dvc plots show
+        from .report import headline
+
+        r = claims.Runs(table, defaults)
+        if args.metrics:
+            files.write_json(args.metrics, headline.metrics(r))
+        if args.curves:  # the folder exists even when no run is at the default setting (no curve to draw)
+            for kind in ("shared", "private"):
+                (Path(args.curves) / kind).mkdir(parents=True, exist_ok=True)
+            for (kind, label), curve in headline.curves(table, r).items():
+                files.write_text(Path(args.curves) / kind / f"{_file_name(label)}.csv", curve.to_csv(index=False))
     print(text)
     print(f"{len(checked)} claims -> {args.out}.csv, {args.out}.md")
+
+
+def _file_name(label: str) -> str:
+    """A method's legend label as a file name: "MHD (H=3)" -> "MHD_H3"."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label.replace("=", "")).strip("_").replace("__", "_")
 
 
 def cmd_table(args) -> None:
@@ -336,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defaults", required=True, help="JSON: the config's `run` (the default run the claims compare)")
     p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
     p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
+    p.add_argument("--metrics", default=None, help="also write the default run's readouts per method here (JSON, for DVC)")
+    p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")

@@ -31,6 +31,8 @@ config.clear()
 config.update(CONFIG)
 
 DATASET = CONFIG["dataset"]["name"]
+
+
 # Rules call the `mhd` command of this environment; PATH is also passed on to cluster jobs.
 envvars:
     "PATH",
@@ -80,9 +82,11 @@ def prepared(ext):
 
 def data_artefacts(wildcards=None):
     """What DVC versions: the prepared dataset, every split and every graph of the config."""
-    return ([prepared("pt"), prepared("json")]
-            + [f"data/splits/{s}/{f}" for s in sorted(SPLITS) for f in ("indices.csv", "stats.csv", "split.json")]
-            + [f"data/graphs/{g}/{f}" for g in sorted(GRAPHS) for f in ("edges.csv", "graph.json")])
+    return (
+        [prepared("pt"), prepared("json")]
+        + [f"data/splits/{s}/{f}" for s in sorted(SPLITS) for f in ("indices.csv", "stats.csv", "split.json")]
+        + [f"data/graphs/{g}/{f}" for g in sorted(GRAPHS) for f in ("edges.csv", "graph.json")]
+    )
 
 
 # ---------------------------------------------------------------- training runs
@@ -98,25 +102,35 @@ def _run(wildcards):
 def run_inputs(wildcards):
     r = _run(wildcards)
     split, graph = mconfig.split_id(DATASET, r), mconfig.graph_id(r)
-    return {"prepared": prepared("pt"), "split": f"data/splits/{split}/indices.csv",
-            "split_meta": f"data/splits/{split}/split.json", "graph": f"data/graphs/{graph}/edges.csv"}
+    return {
+        "prepared": prepared("pt"),
+        "split": f"data/splits/{split}/indices.csv",
+        "split_meta": f"data/splits/{split}/split.json",
+        "graph": f"data/graphs/{graph}/edges.csv",
+    }
 
 
 def run_file(wildcards):
     """What `mhd train --config` reads (RUN.yaml): the run's every setting and the paths of its inputs."""
     inputs = run_inputs(wildcards)
-    return {"run": _run(wildcards), "inputs": {"prepared": inputs["prepared"],
-                                                "split": str(Path(inputs["split"]).parent),
-                                                "graph": str(Path(inputs["graph"]).parent)}}
+    return {
+        "run": _run(wildcards),
+        "inputs": {
+            "prepared": inputs["prepared"],
+            "split": str(Path(inputs["split"]).parent),
+            "graph": str(Path(inputs["graph"]).parent),
+        },
+    }
 
 
 def run_gpus(wildcards):
-    """1 when the run trains on CUDA: device cuda, or auto where this machine has a GPU."""
+    """1 when the run trains on a GPU: device cuda, or device auto where this execution has GPUs to give
+    (`--resources gpu=N`, as profiles/gpu sets). Never decided by asking torch on the submitting host: a
+    login node without a GPU must not make cluster jobs CPU-only, nor a GPU laptop make them claim one.
+    The job itself picks its device where it runs (mhd train: auto = CUDA when present)."""
     device = _run(wildcards)["device"]
     if device == "auto":
-        import torch
-
-        return int(torch.cuda.is_available())
+        return int("gpu" in workflow.global_resources)
     return int(device == "cuda")
 
 
@@ -153,16 +167,27 @@ def _experiment(wildcards):
 def experiment_spec(wildcards):
     """What `mhd figure --spec` reads: the figure kind, the swept key and the experiment's artefacts."""
     name, exp = _experiment(wildcards)
-    spec = {"name": name, "figure": exp["figure"], "description": exp.get("description", ""),
-            "x": swept_key(exp), "dataset_meta": prepared("json")}
+    spec = {
+        "name": name,
+        "figure": exp["figure"],
+        "description": exp.get("description", ""),
+        "x": swept_key(exp),
+        "dataset_meta": prepared("json"),
+    }
     runs = RUNS[name]
     spec["splits"] = sorted({f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs})
     spec["graphs"] = sorted({f"data/graphs/{mconfig.graph_id(r)}" for r in runs})
     if exp["figure"] not in DATA_KINDS:
         ids = sorted({mconfig.run_id(DATASET, r) for r in runs})
-        spec["runs"] = [{"id": rid, "dir": f"results/runs/{rid}",
-                         "split": f"data/splits/{mconfig.split_id(DATASET, TRAINED[rid])}",
-                         "graph": f"data/graphs/{mconfig.graph_id(TRAINED[rid])}"} for rid in ids]
+        spec["runs"] = [
+            {
+                "id": rid,
+                "dir": f"results/runs/{rid}",
+                "split": f"data/splits/{mconfig.split_id(DATASET, TRAINED[rid])}",
+                "graph": f"data/graphs/{mconfig.graph_id(TRAINED[rid])}",
+            }
+            for rid in ids
+        ]
     return spec
 
 

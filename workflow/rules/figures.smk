@@ -2,13 +2,13 @@
 
 
 rule experiment_spec:
+    # in the Snakemake process (a localrule): no Python start-up per experiment
     output:
         "results/experiments/{experiment}.json",
-    params:
-        spec=lambda wc: json.dumps(experiment_spec(wc), sort_keys=True),
     log:
         "logs/experiment_spec/{experiment}.log",
-    # in the Snakemake process (a localrule): no Python start-up per experiment
+    params:
+        spec=lambda wc: json.dumps(experiment_spec(wc), sort_keys=True),
     run:
         write_logged(write_json, output[0], json.loads(params.spec), log[0])
 
@@ -26,18 +26,22 @@ for _kind in sorted(set(FIGURED.values())):
             png=report(
                 "figures/{experiment}.png",
                 caption=f"../report/{_kind}.rst",
-                category="Figures",
+                category="Data" if _kind in DATA_KINDS else "Results",
+                subcategory=_kind.replace("_", " "),
                 labels={"experiment": "{experiment}"},
             ),
             pdf="figures/{experiment}.pdf",
-        wildcard_constraints:
-            experiment="|".join(re.escape(e) for e in sorted(e for e, k in FIGURED.items() if k == _kind)),
-        params:
-            stem=subpath(output.png, strip_suffix=".png"),
         log:
             "logs/figure/{experiment}.log",
+        wildcard_constraints:
+            experiment="|".join(re.escape(e) for e in sorted(e for e, k in FIGURED.items() if k == _kind)),
+        localrule: True
         conda:
             "../envs/mhd.yaml"
+        params:
+            stem=subpath(output.png, strip_suffix=".png"),
+            # shown in the report's caption
+            description=lambda wc: CONFIG["experiments"][wc.experiment].get("description", ""),
         shell:
             "mhd figure --spec {input.spec:q} --out {params.stem:q} > {log:q} 2>&1"
 
@@ -48,12 +52,12 @@ rule summary:
         specs=[m.replace("metrics.csv", "run.yaml") for m in all_runs()],
     output:
         "results/summary.csv",
-    params:
-        runs=lambda wc, input: [str(Path(m).parent) for m in input.metrics],
     log:
         "logs/summary.log",
     conda:
         "../envs/mhd.yaml"
+    params:
+        runs=lambda wc, input: [str(Path(m).parent) for m in input.metrics],
     shell:
         "mhd summarize --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
@@ -67,14 +71,17 @@ rule claims:
     output:
         csv="results/claims.csv",
         md="results/claims.md",
-    params:
-        defaults=json.dumps(CONFIG["run"], sort_keys=True),
-        stem=subpath(output.csv, strip_suffix=".csv"),
-        reference=CLAIMS_REFERENCE,
+        # what DVC shows (dvc.yaml: metrics, plots)
+        metrics="results/metrics.json",
+        curves=directory("results/curves"),
     log:
         "logs/claims.log",
     conda:
         "../envs/mhd.yaml"
+    params:
+        defaults=json.dumps(CONFIG["run"], sort_keys=True),
+        stem=subpath(output.csv, strip_suffix=".csv"),
+        reference=CLAIMS_REFERENCE,
     shell:
         "mhd claims --summary {input.summary:q} --defaults {params.defaults:q} {params.reference} --out {params.stem:q}"
-        " > {log:q} 2>&1"
+        " --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"

@@ -2,13 +2,13 @@
 
 
 rule run_config:
+    # in the Snakemake process (a localrule): no Python start-up per run
     output:
         "results/runs/{run}/run.yaml",
-    params:
-        run_file=lambda wc: json.dumps(run_file(wc), sort_keys=True),
     log:
         "logs/run_config/{run}.log",
-    # in the Snakemake process (a localrule): no Python start-up per run
+    params:
+        run_file=lambda wc: json.dumps(run_file(wc), sort_keys=True),
     run:
         write_logged(mconfig.write_run_file, output[0], json.loads(params.run_file), log[0])
 
@@ -20,22 +20,22 @@ rule train:
     output:
         metrics="results/runs/{run}/metrics.csv",
         record="results/runs/{run}/run.json",
-    params:
-        out=subpath(output.metrics, parent=True),
-        torch_threads=torch_threads,
     log:
         "logs/train/{run}.log",
     benchmark:
         "results/runs/{run}/benchmark.tsv"
+    # safe: a retried run resumes from results/runs/<run id>/checkpoint.pt (not an output, so kept)
+    retries: 2
+    conda:
+        "../envs/mhd.yaml"
     # one torch thread per CPU-sized share: two one-thread runs side by side beat one two-thread
     # run on a CPU (common.smk: TRAIN_THREADS)
     threads: TRAIN_THREADS
     resources:
         gpu=run_gpus,
-    # safe: a retried run resumes from results/runs/<run id>/checkpoint.pt (not an output, so kept)
-    retries: 2
-    conda:
-        "../envs/mhd.yaml"
+    params:
+        out=subpath(output.metrics, parent=True),
+        torch_threads=torch_threads,
     shell:
         "mhd train --config {input.spec:q} --out {params.out:q} --threads {params.torch_threads} > {log:q} 2>&1"
 
