@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test bench bench-scale bench-workflow bench-gpu pull lock clean-venv
+.PHONY: setup dataset all_figures test config-docs bench bench-scale bench-workflow bench-gpu pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -42,6 +42,10 @@ all_figures: setup
 test: $(STAMP) .dvc/config
 	@if [ "$${CI:-}" = true ]; then $(MAKE) --no-print-directory dataset; fi
 	$(BIN)/python -m pytest
+
+# config/README.md's key tables from the schema's descriptions (tests/test_config_docs.py keeps them in step)
+config-docs: $(STAMP)
+	$(BIN)/mhd check --docs config/README.md
 
 bench: setup
 	$(BIN)/mhd bench

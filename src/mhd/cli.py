@@ -22,6 +22,18 @@ def cmd_check(args) -> None:
         graphs = sorted({mconfig.graph_id(r) for r in runs})
         print(f"{name}: {len(runs)} runs, splits: {', '.join(splits)}; graphs: {', '.join(graphs)}")
     print(f"{' + '.join(args.configs)}: valid")
+    if args.docs:
+        from . import config_docs
+        from .data import files
+
+        config_docs.check_defaults(mconfig.schema(), mconfig.read_yaml(args.configs[0]), args.configs[0])
+        doc = Path(args.docs)
+        text = config_docs.render(doc.read_text(), mconfig.schema())
+        if text != doc.read_text():
+            files.write_text(doc, text)
+            print(f"{doc}: key tables rewritten from {mconfig.SCHEMA_PATH.name}")
+        else:
+            print(f"{doc}: key tables already match {mconfig.SCHEMA_PATH.name}")
 
 
 def _params(text: str, flag: str = "--params") -> dict:
@@ -282,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a config and list what it would build")
     p.add_argument("configs", nargs="*", default=["config/config.yaml"],
                    help="the base config, then overlays merged over it (as snakemake --configfile)")
+    p.add_argument("--docs", metavar="README", help="also write README's key tables from the schema's descriptions "
+                   "(config/README.md), after checking that the schema's defaults are the base config's values")
     p.set_defaults(func=cmd_check)
 
     # each stage's parameters arrive as one JSON object with the keywords of the function they go to
