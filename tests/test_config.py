@@ -27,8 +27,8 @@ def test_default_and_smoke_configs_are_valid(repo):
     (lambda c: c["run"].update(topology="torus"), r"run.topology = 'torus'"),
     (lambda c: c["dataset"].update(name="svhn"), r"dataset.name = 'svhn'"),
     (lambda c: c["run"].update(architecture="vgg11"), r"run.architecture = 'vgg11'"),
-    (lambda c: c["experiments"]["label_skew"]["grid"].update(skwe=[1]), r"'skwe' under experiments.label_skew.grid"),
-    (lambda c: c["experiments"]["label_skew"]["grid"].update(skew=[1, -1]), r"experiment 'label_skew'.*skew = -1"),
+    (lambda c: c["experiments"]["skew"]["grid"].update(skwe=[1]), r"'skwe' under experiments.skew.grid"),
+    (lambda c: c["experiments"]["skew"]["grid"].update(skew=[1, -1]), r"experiment 'skew'.*skew = -1"),
     (lambda c: c["experiments"]["graphs"]["rows"].append({"topology": "islands", "islands": 4}),
      r"experiment 'graphs'.*islands = 4 with clients = 5"),
     (lambda c: c["experiments"]["graphs"].update(figure="pie_chart"), r"experiments.graphs.figure = 'pie_chart'"),
@@ -63,7 +63,7 @@ def test_expand_rows_times_grid_and_ids(base):
     assert len(runs) == 4
     ids = [(mconfig.split_id("fashion_mnist", r), mconfig.graph_id(r)) for r in runs]
     assert ids[0] == ("fashion_mnist-n4-skew100-pub0.2-m3000-seed0", "ring-n4")
-    assert ids[3] == ("fashion_mnist-n6-dir0.5-pub0.2-m3000-seed0", "islands2-n6")
+    assert ids[3] == ("fashion_mnist-n6-labeldir0.5-pub0.2-m3000-seed0", "islands2-n6")
 
 
 def test_same_graph_same_id_same_params(base):

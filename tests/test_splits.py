@@ -11,7 +11,7 @@ np.random.default_rng(0).shuffle(LABELS)
 
 split_args = st.fixed_dictionaries({
     "clients": st.integers(1, 12),
-    "scheme": st.sampled_from(["skew", "dirichlet"]),
+    "scheme": st.sampled_from(["skew", "dirichlet", "inner_dirichlet"]),
     "skew": st.floats(1, 1000),
     "alpha": st.floats(0.05, 10),
     "public_fraction": st.floats(0, 0.5),
@@ -26,12 +26,17 @@ def test_split_properties(args):
     try:
         s = splits.make(LABELS, 10, **args)
     except ConfigError as exc:  # only a demand the data cannot meet may be refused
-        assert "impossible split" in str(exc)
+        assert "impossible split" in str(exc) or "fewer than" in str(exc)
         return
     everything = np.concatenate([*s.private, s.public])
     assert len(np.unique(everything)) == len(everything), "an index is used twice"
     assert everything.min() >= 0 and everything.max() < len(LABELS)
-    assert all(len(p) == args["samples_per_client"] for p in s.private)
+    sizes = [len(p) for p in s.private]
+    if args["scheme"] == "dirichlet":  # NIID-Bench: sizes vary, the pool is clients x M
+        assert sum(sizes) == args["clients"] * args["samples_per_client"]
+        assert min(sizes) >= min(splits.NIID_BENCH_MIN_SIZE, args["samples_per_client"])
+    else:
+        assert sizes == [args["samples_per_client"]] * args["clients"]
     pub_counts = np.bincount(LABELS[s.public], minlength=10)
     assert (pub_counts == pub_counts[0]).all(), "public set is not class-balanced"
     assert len(s.public) == int(args["public_fraction"] * len(LABELS)) // 10 * 10
@@ -62,6 +67,25 @@ def test_skew_one_is_iid():
     assert (counts == 20).all()
 
 
+def test_niid_bench_dirichlet_divides_each_class_over_the_clients():
+    s = splits.make(LABELS, 10, clients=5, scheme="dirichlet", alpha=0.3, public_fraction=0.2, samples_per_client=300)
+    counts = s.counts(LABELS, 10)[:5]
+    assert (counts.sum(axis=0) == 150).all(), "every class gives clients x M / C = 150 samples"
+    sizes = counts.sum(axis=1)
+    assert sizes.sum() == 1500 and len(set(sizes.tolist())) > 1, "sizes vary around M"
+    # the per-client scheme keeps equal sizes and is what `dirichlet` drew before it was renamed
+    inner = splits.make(LABELS, 10, clients=5, scheme="inner_dirichlet", alpha=0.3, public_fraction=0.2,
+                        samples_per_client=300)
+    assert [len(p) for p in inner.private] == [300] * 5
+    assert not (inner.counts(LABELS, 10)[:5].sum(axis=0) == 150).all()
+
+
+def test_niid_bench_dirichlet_that_starves_a_client_is_refused(monkeypatch):
+    monkeypatch.setattr(splits, "DIRICHLET_ATTEMPTS", 3)
+    with pytest.raises(ConfigError, match=r"alpha = 0.001: 3 draws all left a client with fewer than 10 samples"):
+        splits.make(LABELS, 10, clients=12, scheme="dirichlet", alpha=0.001, public_fraction=0.1, samples_per_client=20)
+
+
 def test_identical_inputs_identical_bytes(tmp_path):
     for d in ("a", "b"):
         s = splits.make(LABELS, 10, clients=3, scheme="dirichlet", alpha=0.3, samples_per_client=100, split_seed=7)
@@ -90,10 +114,11 @@ def test_written_split_reads_back_and_tampering_is_caught(tmp_path):
     ({"skew": 0}, "skew = 0"),
     ({"skew": -3}, "skew = -3"),
     ({"scheme": "dirichlet", "alpha": 0}, "alpha = 0"),
+    ({"scheme": "inner_dirichlet", "alpha": 0}, "alpha = 0"),
     ({"scheme": "pathological"}, "unknown split scheme 'pathological'"),
     ({"clients": 50, "samples_per_client": 100}, "50 x 100 = 5000 private samples asked"),
     ({"public_fraction": 1.0}, "public_fraction = 1.0"),
-    ({"scheme": "dirichlet", "alpha": 0.01, "samples_per_client": 900}, "impossible split"),
+    ({"scheme": "inner_dirichlet", "alpha": 0.01, "samples_per_client": 900}, "impossible split"),
 ])
 def test_impossible_splits_are_refused(kwargs, message):
     args = {"clients": 3, "samples_per_client": 100, **kwargs}

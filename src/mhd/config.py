@@ -168,7 +168,10 @@ def split_params(run: dict) -> dict:
 
 def split_id(dataset: str, run: dict) -> str:
     """Readable and unique per split: the dataset and every parameter that changes the split."""
-    shape = f"skew{_fmt(run['skew'])}" if run["scheme"] == "skew" else f"dir{_fmt(run['alpha'])}"
+    # the Dirichlet ids name their scheme (labeldir: NIID-Bench's, innerdir: per client), so that a split
+    # built under an earlier meaning of `dirichlet` (ids dir<alpha>) is never taken for a new one
+    shape = f"skew{_fmt(run['skew'])}" if run["scheme"] == "skew" else \
+        f"{'labeldir' if run['scheme'] == 'dirichlet' else 'innerdir'}{_fmt(run['alpha'])}"
     return (f"{dataset}-n{run['clients']}-{shape}-pub{_fmt(run['public_fraction'])}"
             f"-m{run['samples_per_client']}-seed{run['split_seed']}")
 

@@ -175,7 +175,7 @@ def experiment_spec(wildcards):
         "dataset_meta": prepared("json"),
     }
     runs = RUNS[name]
-    spec["splits"] = sorted({f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs})
+    spec["splits"] = list(dict.fromkeys(f"data/splits/{mconfig.split_id(DATASET, r)}" for r in runs))  # row order
     spec["graphs"] = sorted({f"data/graphs/{mconfig.graph_id(r)}" for r in runs})
     if exp["figure"] not in DATA_KINDS:
         ids = sorted({mconfig.run_id(DATASET, r) for r in runs})

@@ -61,7 +61,7 @@ def _naive_loop(fed: Federation, run: dict):
         while True:
             yield from loader
 
-    private = [forever(DataLoader(Images(data.private_NxM[i]), batch_size=run["batch_private"], shuffle=True))
+    private = [forever(DataLoader(Images(data.private_NxM[i, :data.sizes_N[i]]), batch_size=run["batch_private"], shuffle=True))
                for i in range(fed.clients)]
     public = forever(DataLoader(Images(data.public), batch_size=run["batch_public"], shuffle=True))
     dev = fed.device

@@ -13,7 +13,10 @@ import numpy as np
 from . import files
 from ..errors import ConfigError, DataError
 
-SCHEMES = ("skew", "dirichlet")
+SCHEMES = ("skew", "dirichlet", "inner_dirichlet")
+# NIID-Bench redraws a Dirichlet split until every client holds at least this many samples
+NIID_BENCH_MIN_SIZE = 10
+DIRICHLET_ATTEMPTS = 1000
 
 
 @dataclass
@@ -40,8 +43,10 @@ def primary_classes(clients: int, classes: int) -> list[list[int]]:
 
 def class_distribution(scheme: str, clients: int, classes: int, *, skew: float = 100.0,
                        alpha: float = 0.5, rng: np.random.Generator | None = None) -> np.ndarray:
-    """clients x classes: p_i(c). skew: weight s on client i's primary classes, 1 elsewhere
-    (s = 1 is iid). dirichlet: p_i ~ Dir(alpha), as in NIID-Bench."""
+    """clients x classes: p_i(c), for the schemes that give every client the same number of samples.
+    skew: weight s on client i's primary classes, 1 elsewhere (s = 1 is iid). inner_dirichlet: each
+    client's class distribution p_i ~ Dir_C(alpha) (Flower's InnerDirichletPartitioner, FedLab's
+    client-inner Dirichlet)."""
     if scheme == "skew":
         if not skew > 0:
             raise ConfigError(f"skew = {skew}: the weight of a client's primary classes must be > 0 "
@@ -49,13 +54,41 @@ def class_distribution(scheme: str, clients: int, classes: int, *, skew: float =
         weights = np.ones((clients, classes))
         for i, prim in enumerate(primary_classes(clients, classes)):
             weights[i, prim] = skew
-    elif scheme == "dirichlet":
-        if not alpha > 0:
-            raise ConfigError(f"alpha = {alpha}: the Dirichlet concentration must be > 0")
+    elif scheme == "inner_dirichlet":
+        _check_alpha(alpha)
         weights = (rng or np.random.default_rng(0)).dirichlet(np.full(classes, alpha), size=clients)
     else:
         raise ConfigError(f"unknown split scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not alpha > 0:
+        raise ConfigError(f"alpha = {alpha}: the Dirichlet concentration must be > 0")
+
+
+def niid_bench_counts(clients: int, classes: int, samples_per_client: int, alpha: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """clients x classes counts of NIID-Bench's label-distribution skew (Li et al., 2022, "noniid-labeldir";
+    Flower's DirichletPartitioner): every class's samples are divided over the clients by proportions
+    q_c ~ Dir_N(alpha), a client already holding its share of the pool (samples_per_client) getting no
+    more, redrawn until every client holds at least NIID_BENCH_MIN_SIZE. The pool is class-balanced,
+    clients x samples_per_client in all, so client sizes vary around samples_per_client."""
+    _check_alpha(alpha)
+    total = clients * samples_per_client
+    budget = round_counts(np.full((1, classes), 1.0 / classes), total)[0]
+    need = min(NIID_BENCH_MIN_SIZE, samples_per_client)
+    for _ in range(DIRICHLET_ATTEMPTS):
+        counts = np.zeros((clients, classes), dtype=np.int64)
+        for c in range(classes):
+            q = rng.dirichlet(np.full(clients, alpha))
+            q = q * (counts.sum(axis=1) < samples_per_client)
+            q = q / q.sum() if q.sum() > 0 else np.full(clients, 1.0 / clients)
+            counts[:, c] = round_counts(q[None], int(budget[c]))[0]
+        if counts.sum(axis=1).min() >= need:
+            return counts
+    raise ConfigError(f"scheme dirichlet with alpha = {alpha}: {DIRICHLET_ATTEMPTS} draws all left a client "
+                      f"with fewer than {need} samples; raise alpha or samples_per_client")
 
 
 def round_counts(dist: np.ndarray, total: int) -> np.ndarray:
@@ -72,8 +105,8 @@ def round_counts(dist: np.ndarray, total: int) -> np.ndarray:
 def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew", skew: float = 100.0,
          alpha: float = 0.5, public_fraction: float = 0.2, samples_per_client: int = 3000,
          split_seed: int = 0) -> Split:
-    """Draw the public set, then `samples_per_client` private samples per client, all disjoint.
-    The keywords are the run keys of config.split_params, so a rule's params reach here unrenamed."""
+    """Draw the public set, then the private sets, all disjoint: `samples_per_client` samples per client,
+    or for NIID-Bench's `dirichlet` that many on average (sizes vary). The keywords are the run keys of config.split_params, so a rule's params reach here unrenamed."""
     labels = np.asarray(labels)
     n = len(labels)
     if not 0 <= public_fraction < 1:
@@ -95,14 +128,18 @@ def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew"
         raise ConfigError(f"clients x samples_per_client = {clients} x {samples_per_client} = "
                           f"{clients * samples_per_client} private samples asked, but only {available} remain "
                           f"after the public set; lower clients, samples_per_client or public_fraction")
-    with np.errstate(all="ignore"):  # an overflowing skew is refused below, with the reason
-        dist = class_distribution(scheme, clients, classes, skew=skew, alpha=alpha, rng=rng)
-    if not np.isfinite(dist).all() or not np.allclose(dist.sum(axis=1), 1.0):
-        raise ConfigError(f"scheme {scheme} with skew = {skew}, alpha = {alpha}: the class probabilities overflow "
-                          f"(not finite numbers), so the clients would not get {samples_per_client} samples each; "
-                          f"allowed: a finite skew below 1e300")
-    counts = round_counts(dist, samples_per_client)
-    if (counts.sum(axis=1) != samples_per_client).any():
+    if scheme == "dirichlet":
+        counts = niid_bench_counts(clients, classes, samples_per_client, alpha, rng)
+        dist = counts / counts.sum(axis=1, keepdims=True)
+    else:
+        with np.errstate(all="ignore"):  # an overflowing skew is refused below, with the reason
+            dist = class_distribution(scheme, clients, classes, skew=skew, alpha=alpha, rng=rng)
+        if not np.isfinite(dist).all() or not np.allclose(dist.sum(axis=1), 1.0):
+            raise ConfigError(f"scheme {scheme} with skew = {skew}, alpha = {alpha}: the class probabilities "
+                              f"overflow (not finite numbers), so the clients would not get {samples_per_client} "
+                              f"samples each; allowed: a finite skew below 1e300")
+        counts = round_counts(dist, samples_per_client)
+    if scheme != "dirichlet" and (counts.sum(axis=1) != samples_per_client).any():
         raise ConfigError(f"split: the clients would get {counts.sum(axis=1).tolist()} private samples, not "
                           f"samples_per_client = {samples_per_client} each")
     demand = counts.sum(axis=0)
@@ -150,7 +187,7 @@ def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, p
 
 def check(split: Split, size: int, source: str | Path) -> None:
     """Indices inside the training split (0 <= i < size), no index twice within or across the private
-    sets and the public set, every private set of the same size."""
+    sets and the public set, no empty private set (sizes may differ: NIID-Bench's dirichlet)."""
     sets = [*split.private, split.public]
     everything = np.concatenate(sets) if sets else np.zeros(0, dtype=np.int64)
     if len(everything) and (everything.min() < 0 or everything.max() >= size):
@@ -160,10 +197,10 @@ def check(split: Split, size: int, source: str | Path) -> None:
         values, counts = np.unique(everything, return_counts=True)
         raise DataError(f"split {source}: index {int(values[counts > 1][0])} appears more than once (the private "
                         f"sets and the public set must be disjoint); delete {source} and rebuild it")
-    sizes = sorted({len(p) for p in split.private})
-    if len(sizes) != 1:
-        raise DataError(f"split {source}: private sets of sizes {sizes}; every client has the same number of "
-                        f"samples. Delete {source} and rebuild it")
+    empty = [i for i, p in enumerate(split.private) if len(p) == 0]
+    if empty:
+        raise DataError(f"split {source}: client {empty[0]} has no private samples; every client needs some. "
+                        f"Delete {source} and rebuild it")
 
 
 def read(out_dir: str | Path) -> tuple[Split, dict]:

@@ -4,6 +4,7 @@ uninterrupted one would. Augmentation works on whole batches."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 STEP_SEED_STRIDE = 1_000_003  # seed of step t: seed * stride + t, distinct for every (seed, step)
@@ -28,10 +29,14 @@ class TensorData:
         xf = train_x.float() / 255
         self.mean = xf.mean(dim=(0, 2, 3)).view(1, -1, 1, 1).to(device)
         self.std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1).to(device)
-        sizes = {len(p) for p in private}
-        if len(sizes) != 1:
-            raise ValueError(f"private sets must have equal sizes, found {sorted(sizes)}")
-        self.private_NxM = torch.stack([torch.as_tensor(p, dtype=torch.long) for p in private]).to(device)
+        # private sets of unequal sizes (NIID-Bench's dirichlet) are padded to the largest; a client draws
+        # only from its own first sizes_N[i] entries
+        self.sizes_N = torch.tensor([len(p) for p in private], dtype=torch.long)
+        self.equal_sizes = len(set(self.sizes_N.tolist())) == 1
+        width = int(self.sizes_N.max())
+        self.private_NxM = torch.stack([torch.as_tensor(np.resize(np.asarray(p, dtype=np.int64), width))
+                                        for p in private]).to(device)
+        self.pooled_1xP = torch.cat([torch.as_tensor(p, dtype=torch.long) for p in private])[None].to(device)
         self.public = torch.as_tensor(public, dtype=torch.long).to(device)
 
     def normalise(self, x_uint8: torch.Tensor) -> torch.Tensor:
@@ -43,8 +48,12 @@ class TensorData:
     def private_batch(self, gen: torch.Generator, batch: int, pooled: bool = False):
         """x: N x B x C x H x W (normalised, augmented), y: N x B; with replacement across steps.
         pooled: one batch from the union of the private sets (1 x B), for the centralized baseline."""
-        rows = self.private_NxM.reshape(1, -1) if pooled else self.private_NxM
-        pick = to_device(torch.randint(rows.shape[1], (rows.shape[0], batch), generator=gen), self.device)
+        rows = self.pooled_1xP if pooled else self.private_NxM
+        if pooled or self.equal_sizes:
+            pick = torch.randint(rows.shape[1], (rows.shape[0], batch), generator=gen)
+        else:  # uniform over each client's own samples
+            pick = (torch.rand(rows.shape[0], batch, generator=gen) * self.sizes_N[:, None]).long()
+        pick = to_device(pick, self.device)
         idx_NxB = rows.gather(1, pick)
         x = self.x[idx_NxB.flatten()]
         x = self.normalise(augment(x, self.augment, gen))

@@ -229,6 +229,16 @@ def theory(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- data figures (figure 10)
+SCHEME_NAMES = {"dirichlet": "Dirichlet per class over clients (NIID-Bench)",
+                "inner_dirichlet": "Dirichlet over classes per client"}
+
+
+def _split_title(params: dict) -> str:
+    if params["scheme"] == "skew":
+        return f"skew s = {params['skew']:g}" + (" (iid)" if params["skew"] == 1 else "")
+    return f"{SCHEME_NAMES[params['scheme']]}, alpha = {params['alpha']:g}"
+
+
 def label_distribution(spec: dict, out: Path) -> None:
     names = json.loads(Path(spec["dataset_meta"]).read_text())["class_names"]
     n = len(spec["splits"])
@@ -239,11 +249,13 @@ def label_distribution(spec: dict, out: Path) -> None:
         order = sorted((c for c in table.index if c != "public"), key=int) + ["public"]
         table = table.loc[order]
         share = table.div(table.sum(axis=1), axis=0)
-        share.index = [f"client {c}" if c != "public" else "public" for c in order]
+        sizes = table.sum(axis=1)
+        share.index = [f"{'public' if c == 'public' else f'client {c}'} (n = {sizes[c]})" for c in order]
         share.columns = names
         sns.heatmap(share, ax=ax, cmap="viridis", vmin=0, vmax=1, cbar=ax is axes[0][-1],
                     cbar_kws={"label": "share of the client's samples"})
-        ax.set(title=Path(split_dir).name, xlabel="class", ylabel="")
+        ax.set(title=_split_title(json.loads((Path(split_dir) / "split.json").read_text())["params"]),
+               xlabel="class", ylabel="")
         ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     _save_both(fig, out)
