@@ -1,5 +1,5 @@
-"""Attacks of a hostile or careless user, each refused at its root or made harmless (README,
-Reliability): names that would reach a shell, stale checkpoints, non-finite numbers, edited
+"""Attacks of a hostile or careless user, each refused at its root or made harmless
+(docs/reliability.md): names that would reach a shell, stale checkpoints, non-finite numbers, edited
 artefacts, overlays, templated configs, file permissions, and inputs that used to end in a traceback."""
 
 import copy

@@ -13,7 +13,7 @@ from .vectorised import WideClients, unsupported_layers
 
 def resolve_engine(run: dict, device: torch.device, models: nn.ModuleList, archs: list[str]) -> str:
     """`engine` of the run -> "loop" or "vectorised". auto: vectorised on CUDA, the loop on the CPU,
-    where the loop measured faster (README, Performance). One model (centralized): the loop."""
+    where the loop measured faster (docs/performance.md). One model (centralized): the loop."""
     if run["engine"] == "loop" or len(models) == 1 or (run["engine"] == "auto" and device.type != "cuda"):
         return "loop"
     one_each = {arch: m for arch, m in zip(archs, models)}  # one model per architecture
