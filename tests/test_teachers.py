@@ -147,3 +147,26 @@ def test_rule_lists_stay_in_step():
 
     assert tuple(mconfig.schema()["$defs"]["run"]["properties"]["teacher"]["enum"]) == teachers.TEACHER_RULES
     assert teachers.TEACHER_RULES is methods.TEACHER_RULES and set(methods.SCORED_RULES) < set(methods.TEACHER_RULES)
+
+
+def test_teacher_scores_of_a_trained_run(repo, inputs, tmp_path):
+    """`mhd teacher-scores`: every score's precision and AUROC on a trained density run; AUROC is the
+    rank statistic (hand-made case), and a run folder without a checkpoint is a message."""
+    from mhd import config as mconfig
+    from mhd.errors import DataError
+    from mhd.learning import run as train
+    from mhd.report import teacher_scores
+
+    assert teacher_scores._auroc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert teacher_scores._auroc(torch.tensor([1.0, 4.0]), torch.tensor([2.0, 3.0])) == 0.5
+    run = make_run(repo, method="mhd", heads=2, teacher="density", density_refit_every=2)
+    train.train(run, inputs["prepared"], inputs["split_dir"], inputs["graph_dir"], tmp_path, device="cpu", progress=False)
+    mconfig.write_run_file(tmp_path / "run.yaml", {"inputs": {"prepared": str(inputs["prepared"]),
+                                                              "split": str(inputs["split_dir"]),
+                                                              "graph": str(inputs["graph_dir"])}, "run": run})
+    rows = teacher_scores.measure(tmp_path, samples=0)
+    assert [r["score"] for r in rows][0] == "density as trained (window fit)" and len(rows) == 6
+    assert all(0 <= r["precision"] <= 1 and 0 <= r["auroc"] <= 1 for r in rows)
+    assert "| main head top softmax (max_confidence) |" in teacher_scores.markdown(rows, tmp_path)
+    with pytest.raises(DataError, match="needs run.yaml and checkpoint.pt"):
+        teacher_scores.measure(tmp_path / "missing")

@@ -263,6 +263,13 @@ def cmd_table(args) -> None:
     print(summary.headline_table(table))
 
 
+def cmd_teacher_scores(args) -> None:
+    """Print how well each sender score separates a client's own classes on a trained run."""
+    from .report import teacher_scores
+
+    print(teacher_scores.markdown(teacher_scores.measure(args.run, args.samples), args.run))
+
+
 def _count(zero: str, what: str):
     """An argparse type: 0 (meaning `zero`) or a positive number of `what`."""
     def parse(text: str) -> int:
@@ -369,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="also write the default run's readouts per method here (JSON, for DVC)")
     p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("teacher-scores", help="on a trained MHD run: how well each teacher score (density, "
+                       "confidence, energy) tells a client's own classes from the others' (markdown)")
+    p.add_argument("run", help="a trained run folder, e.g. results/runs/mhd-h3-complete-n5-2c17f421bc")
+    p.add_argument("--samples", type=_count("every public sample", "public samples"), default=4000,
+                   help="public samples scored (default 4000)")
+    p.set_defaults(func=cmd_teacher_scores)
 
     p = sub.add_parser("summarize", help="gather runs into one table (a row per run, client, head, step)")
     p.add_argument("--runs", nargs="+", required=True)
