@@ -350,7 +350,10 @@ def test_workflow_bench_times_all_figures_against_the_trainer(repo, tiny_idx, tm
     # smoke: 4 clients, 16 private + 16 public images per client per step, 12 steps; isolated uses no public batch
     assert result["runs"] == 2 and result["images_trained"] == 12 * (4 * 16) + 12 * (4 * 16 + 4 * 16)
     slots = min(2, result["cpus"])
-    assert result["ideal_s"] == pytest.approx(result["images_trained"] / (result["bench_mhd_img_s"] * slots), abs=1e-3)
+    assert result["ideal_s"] == pytest.approx(result["images_trained"] / result["side_by_side_img_s"], abs=1e-3)
+    assert result["ideal_linear_s"] == pytest.approx(result["images_trained"] / (result["bench_mhd_img_s"] * slots),
+                                                     abs=1e-3)
+    assert result["side_by_side_processes"] == slots and result["side_by_side_img_s"] > 0
     assert result["wall_over_ideal"] == pytest.approx(result["wall_s"] / result["ideal_s"], rel=1e-2)
     assert 0 < result["snakemake_elapsed_s"] <= result["wall_s"] and result["cpu_s"] > 0
     assert 0 < result["eval_s"] < result["train_loop_s"] < result["train_jobs_s"]

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import config as mconfig
+from ..errors import MHDError
 from ..data import datasets, graphs, splits
 from ..learning import teachers
 from ..learning.losses import distill_kl
@@ -169,6 +170,10 @@ def measure(job: dict) -> dict:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here: the steps' peak, not loading's
         if cuda:
             torch.cuda.reset_peak_memory_stats()
+        late_s = None
+        if job.get("start_at"):  # concurrent(): every process starts its steps at the same moment
+            late_s = time.time() - job["start_at"]
+            time.sleep(max(0.0, -late_s))
         for _ in range(job["warmup"]):
             step()
         sync()
@@ -186,7 +191,8 @@ def measure(job: dict) -> dict:
             "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
             "device": str(fed.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
             "channels_last": run["channels_last"], "compile": run["compile"],
-            "batch_private": run["batch_private"], "batch_public": run["batch_public"], "topology": run["topology"]}
+            "batch_private": run["batch_private"], "batch_public": run["batch_public"], "topology": run["topology"],
+            "late_s": None if late_s is None else round(max(0.0, late_s), 3)}
 
 
 def isolated(jobs: list[dict], report=None) -> list[dict]:
@@ -202,6 +208,29 @@ def isolated(jobs: list[dict], report=None) -> list[dict]:
             if report:
                 report(row)
     return rows
+
+
+def concurrent(job: dict, processes: int, rounds: int, set_up_s: float = 20.0) -> dict:
+    """The trainer's images per second with `processes` copies of `job` running side by side, as the
+    workflow's train jobs run on a machine's cores: every round starts `processes` fresh processes that
+    set up, wait for one common moment (`set_up_s` after the round began) and then time their steps.
+    Returns the median over rounds of the summed throughput, and its spread."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    totals = []
+    for _ in range(rounds):
+        start_at = time.time() + set_up_s
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                 max_tasks_per_child=1) as pool:
+            rows = list(pool.map(measure, [{**job, "start_at": start_at}] * processes))
+        late = max(r["late_s"] for r in rows)
+        if late > 0:
+            raise MHDError(f"mhd bench: a process took {late:.1f} s longer than the {set_up_s:g} s of set-up "
+                           f"allowed, so the {processes} did not run side by side; raise set_up_s")
+        totals.append(sum(r["img_s"] for r in rows))
+    return {"img_s": round(statistics.median(totals), 1), "spread": _spread(totals), "processes": processes,
+            "rounds": rounds, "per_process_img_s": [r["img_s"] for r in rows]}
 
 
 VARIANTS = ("trainer", "plain", "naive")

@@ -3,15 +3,20 @@
 In a work folder (default `benchmarks/work/`), from an empty results/:
 1. the data stage (`snakemake data_artefacts`: prepared dataset, splits, graphs), not timed; the
    project's data/prepared/ is linked in where it exists;
-2. `mhd bench` with one thread per process, as the workflow's train jobs run: the trainer's images per
-   second on this machine, measured now (interleaved rounds, median);
+2. the trainer's images per second on this machine, measured now: `mhd bench` with one thread
+   (interleaved rounds, median), and the same MHD step in min(C, CPUs) processes side by side, one
+   thread each, as the workflow's train jobs run (throughput.concurrent: their summed images per
+   second, median over rounds);
 3. `snakemake all_figures --cores C`, timed: wall time, Snakemake's own `Elapsed time`, and the CPU
    seconds of every process it ran.
 
-The ideal is the time the images the runs trained would take at the bench throughput with every CPU
-busy: images / (mhd_img_s x min(C, CPUs)). `wall_over_ideal` is the wall time over it: 1 would be a
-workflow that costs nothing beyond its trainer's steps. The bench measures the config's MHD setting;
-runs that cost less per image (isolated, H = 1) make the ideal a little longer than theirs.
+The ideal is the time the images the runs trained would take at the trainer's throughput on the same
+cores: images / (the side-by-side throughput). `wall_over_ideal` is the wall time over it: 1 would be
+a workflow that costs nothing beyond its trainer's steps. `wall_over_ideal_linear` divides by one
+process's throughput times the cores instead, the ideal of a machine whose cores share nothing (on
+the 2-core machine of this project two processes side by side each run about 30 % slower than one
+alone, so that ideal is out of any workflow's reach there). The bench measures the config's MHD
+setting; runs that cost less per image (isolated, H = 1) make the ideal a little longer than theirs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from ..errors import MHDError
 
 CLEARED = ("results", "figures", "logs", ".snakemake")  # what "from an empty results/" removes
+SIDE_BY_SIDE_STEPS = 100  # timed steps per process side by side: long enough that they overlap throughout
 
 
 def cpus() -> int:
@@ -99,7 +105,8 @@ def _merged_config(repo: Path, configfiles: list[Path], work: Path) -> Path:
 def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path = "benchmarks/work",
                    rounds: int = 3, repo: str | Path = ".", progress=print) -> dict:
     """The steps of the module docstring; returns the JSON written to benchmarks/results/."""
-    from .throughput import bench
+    from .. import config as mconfig
+    from .throughput import bench, concurrent
 
     repo, work = Path(repo).resolve(), Path(work).resolve()
     overlays = [Path(p).resolve() for p in configfiles]
@@ -116,9 +123,16 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
     progress(f"mhd bench --workflow: data stage in {work} (not timed)")
     _snakemake(repo, work, "data_artefacts", cores, overlays, work / "bench-logs" / "data.log")
 
-    progress(f"mhd bench --workflow: trainer throughput, one thread, {rounds} interleaved rounds")
+    slots = min(cores, cpus())
+    progress(f"mhd bench --workflow: trainer throughput, one thread, {rounds} interleaved rounds; then "
+             f"{slots} processes side by side, {rounds} rounds")
     with contextlib.chdir(work):  # the bench reads the work folder's data/prepared
-        throughput = bench(str(_merged_config(repo, overlays, work)), threads=1, rounds=rounds)
+        config = str(_merged_config(repo, overlays, work))
+        throughput = bench(config, threads=1, rounds=rounds)
+        heads = max(1, mconfig.load_any(config)["run"]["heads"])
+        side_by_side = concurrent({"config": config, "overrides": {"method": "mhd", "heads": heads}, "device": "auto",
+                                   "threads": 1, "warmup": 5, "steps": SIDE_BY_SIDE_STEPS, "variant": "trainer"},
+                                  slots, rounds)
 
     progress(f"mhd bench --workflow: snakemake all_figures --cores {cores} (timed; log {work / 'bench-logs'})")
     cpu0, t0 = _children_cpu_s(), time.perf_counter()
@@ -127,15 +141,18 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
 
     runs = _runs(work)
     images = sum(r["images"] for r in runs)
-    slots = min(cores, cpus())
-    ideal = images / (throughput["mhd_img_s"] * slots)
+    ideal = images / side_by_side["img_s"]
+    ideal_linear = images / (throughput["mhd_img_s"] * slots)
     train_job_s = sum(r["job_s"] for r in runs)
     return {
         "machine": machine_name(), "cpus": cpus(), "cores": cores, "configfiles": [str(p) for p in configfiles],
         "runs": len(runs), "images_trained": images,
         "wall_s": round(wall, 2), "snakemake_elapsed_s": _elapsed(text), "cpu_s": round(cpu_s, 1),
         "bench_mhd_img_s": throughput["mhd_img_s"], "bench_spread": throughput["spread"]["mhd"],
+        "side_by_side_img_s": side_by_side["img_s"], "side_by_side_processes": slots,
+        "side_by_side_spread": side_by_side["spread"],
         "ideal_s": round(ideal, 3), "wall_over_ideal": round(wall / ideal, 3),
+        "ideal_linear_s": round(ideal_linear, 3), "wall_over_ideal_linear": round(wall / ideal_linear, 3),
         # where the time went: train jobs (process start to exit), inside them the step loop (evaluation
         # included) and evaluation alone, the rest of each job (start-up, loading); the train jobs' share
         # of the CPU slots over the wall time
