@@ -40,20 +40,8 @@ rule all_figures:
         all_figures,
 
 
-# profiles/default sets max-jobs-per-timespan to 1000/60s: each pass of Snakemake's scheduler arms a
-# re-evaluation timer of that timespan, and every finished job starts one more such chain, so at the
-# default 100/1s the scheduler woke ~130 times a second late in a default run (130 timer threads,
-# a quarter of a core, half of it system time; docs/performance.md). Jobs ending wake it anyway. The
-# handlers cancel the timers still pending when the workflow ends, so that Snakemake exits at once
-# instead of waiting up to a timespan for them.
-def cancel_pending_timers():
-    import threading
-
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
-
-
+# Snakemake waits for its scheduler's pending timers before it exits: cancel them at the end
+# (common.smk: cancel_pending_timers).
 onsuccess:
     cancel_pending_timers()
 

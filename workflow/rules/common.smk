@@ -208,3 +208,17 @@ CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _REFE
 def all_figures(wildcards=None):
     trained = ["results/summary.csv", "results/claims.md"] if TRAINED else []
     return [f"figures/{name}.png" for name in sorted(FIGURED)] + trained
+
+
+def cancel_pending_timers():
+    """profiles/default sets max-jobs-per-timespan to 1000/60s: each pass of Snakemake's scheduler arms a
+    re-evaluation timer of that timespan, and every job that ends starts one more such chain, so at the
+    default 100/1s the scheduler woke ~130 times a second late in a default run (146 timer threads, 28 %
+    of a core, half of it system time; docs/performance.md). A job ending wakes it anyway. The Snakefile's
+    onsuccess and onerror handlers call this: the timers still pending are cancelled, so that Snakemake
+    exits at once instead of waiting up to a timespan for them."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
