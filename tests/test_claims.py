@@ -80,8 +80,27 @@ def test_fronts_compare_at_matched_private_accuracy(defaults):
         "7. MHD is ahead of naive distillation at matched private accuracy"]
     assert row.effect == pytest.approx(0.04) and "nu_main = 0.1" in row.note
     no_bar = [r for r in runs if r[0]["method"] != "isolated"]
-    row = claims.check(table_of(defaults, no_bar), defaults).set_index("claim").iloc[-1]
+    row = claims.check(table_of(defaults, no_bar), defaults).set_index("claim").loc[
+        "7. MHD is ahead of naive distillation at matched private accuracy"]
     assert row.verdict == "not measured" and "needs isolated runs" in row.note
+
+
+def test_mean_target_front_is_its_own_pair(defaults):
+    """Claim 7b compares MHD's front with the mean-target front the same way; without mean-target runs it
+    is not measured, never borrowed from the single-head front."""
+    runs = []
+    for seed in (0, 1, 2):
+        runs.append(({"method": "isolated", "seed": seed}, [0.56], [0.97]))
+        runs.append(({"method": "mhd", "seed": seed}, [0.55, 0.6, 0.7, 0.74 + seed / 100], [0.965] * 4))
+        runs.append(({"method": "single_head", "nu_main": 0.1, "seed": seed}, [0.70], [0.962]))
+    name = "7b. ... and ahead of mean-target distillation (the neighbours' mean prediction)"
+    assert claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[name].verdict == "not measured"
+    for seed in (0, 1, 2):
+        runs.append(({"method": "mean_target", "nu_main": 3.0, "seed": seed}, [0.80], [0.90]))  # loses privacy
+        runs.append(({"method": "mean_target", "nu_main": 0.3, "seed": seed}, [0.78 + seed / 100], [0.965]))
+    row = claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[name]
+    assert row.effect == pytest.approx(-0.04) and row.seeds == 3 and "mean-target at nu_main = 0.3" in row.note
+    assert row.verdict == "not reproduced"
 
 
 def test_convergence_is_the_last_quarter_movement():
