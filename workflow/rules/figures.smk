@@ -2,7 +2,7 @@
 
 
 rule experiment_spec:
-    # in the Snakemake process (a localrule): no Python start-up per experiment
+    # in a thread of the Snakemake process (a localrule; profiles/default: force-use-threads): no start-up per experiment
     output:
         "results/experiments/{experiment}.json",
     log:

@@ -2,7 +2,7 @@
 
 
 rule run_config:
-    # in the Snakemake process (a localrule): no Python start-up per run
+    # in a thread of the Snakemake process (a localrule; profiles/default: force-use-threads): no start-up per run
     output:
         "results/runs/{run}/run.yaml",
     log:

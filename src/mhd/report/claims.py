@@ -243,7 +243,7 @@ def markdown(claims: pd.DataFrame, unconverged: list[str], unmeasurable: list[st
             ref = c.reference_verdict if isinstance(c.reference_verdict, str) else ""
             cells.insert(6, f"**{ref}** (differs)" if c.differs else ref)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Intervals are over training seeds (split and graph fixed). The best head, and in claim 7 each "
+    lines += ["", "Intervals are over training seeds (split and graph fixed). The best head, and in claims 7 and 7b each "
               "front's best setting, are chosen on the same test split and seeds that make the interval: optimistic, "
               "most for the side with more settings to choose from; claim 1b reads the ensemble, which selects nothing.",
               "", f"Runs that have not converged (best head moved by 1 point or more over the last quarter): "
