@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TrainingError
-from . import budget, losses, methods
+from . import budget, losses, methods, sgd
 from .engine import Engine
 from .federation import Federation
 from .models import MultiHead
@@ -51,10 +51,13 @@ def build_projections(run: dict, models: nn.ModuleList, senders_aux_NxJ: torch.T
     return projections
 
 
-def build_optimizer(run: dict, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(run: dict, params: list[nn.Parameter]):
+    """SGD (Nesterov momentum) or AdamW. SGD on the CPU is sgd.SGD, torch.optim.SGD's update without
+    torch.optim's import of torch._dynamo (1 s of a run's start-up); elsewhere torch.optim.SGD."""
     if run["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
-                               nesterov=run["momentum"] > 0)
+        cls = sgd.SGD if params[0].device.type == "cpu" else torch.optim.SGD
+        return cls(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
+                   nesterov=run["momentum"] > 0)
     return torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
 
 

@@ -1,0 +1,93 @@
+"""SGD with momentum (Nesterov or heavy-ball) and weight decay on the CPU: the update of
+torch.optim.SGD to the bit (its per-tensor path, the one it takes for CPU tensors), without
+torch.optim. torch.optim's `add_param_group` and `step` import torch._dynamo on their first call,
+and with it sympy: 1 s of the 3.6 s a default run spent outside its step loop on the 2-core CPU
+(`python -X importtime`; docs/performance.md), paid once per training job. State dicts have
+torch.optim.SGD's layout, so checkpoints of either load in the other (tests/test_sgd.py).
+
+On other devices the trainer keeps torch.optim.SGD, which there steps all tensors with one
+multi-tensor kernel per operation."""
+
+from __future__ import annotations
+
+import torch
+
+# torch.optim.SGD's hyperparameters, in its order; dampening 0 and no maximize are this class's
+_GROUP_KEYS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach",
+               "differentiable", "fused")
+
+
+def _like(value, param: torch.Tensor):
+    """A saved state tensor on the parameter's device (and in its dtype, for a floating parameter), as
+    torch.optim casts it."""
+    if not torch.is_tensor(value):
+        return value
+    if param.is_floating_point():
+        return value.to(dtype=param.dtype, device=param.device)
+    return value.to(device=param.device)
+
+
+class SGD:
+    """One parameter group; `param_groups[0]["lr"]` may be set before each step, as the trainer does."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        if nesterov and momentum <= 0:
+            raise ValueError(f"Nesterov momentum needs momentum > 0, got momentum={momentum}")
+        self.param_groups = [{"params": params, "lr": lr, "momentum": momentum, "dampening": 0,
+                              "weight_decay": weight_decay, "nesterov": nesterov, "maximize": False,
+                              "foreach": None, "differentiable": False, "fused": None}]
+        self.state: dict[torch.Tensor, dict] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.param_groups[0]["params"]:
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.detach_() if p.grad.grad_fn is not None else p.grad.requires_grad_(False)
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        lr, momentum, decay, nesterov = group["lr"], group["momentum"], group["weight_decay"], group["nesterov"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if decay != 0:
+                grad = grad.add(p, alpha=decay)
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = grad.detach().clone()
+                else:
+                    buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+                grad = grad.add(buf, alpha=momentum) if nesterov else buf
+            p.add_(grad, alpha=-lr)
+
+    def state_dict(self) -> dict:
+        """torch.optim.SGD's: parameters named by their index, state in the order it was created."""
+        params = self.param_groups[0]["params"]
+        index = {id(p): i for i, p in enumerate(params)}
+        group = {k: self.param_groups[0][k] for k in _GROUP_KEYS} | {"params": list(range(len(params)))}
+        return {"state": {index[id(p)]: dict(s) for p, s in self.state.items()}, "param_groups": [group]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """A state dict of this class or of torch.optim.SGD over the same parameters."""
+        params = self.param_groups[0]["params"]
+        groups = saved["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(params):
+            raise ValueError(f"the saved optimiser state has {[len(g['params']) for g in groups]} parameters per "
+                             f"group; this optimiser has one group of {len(params)}")
+        by_index = dict(zip(groups[0]["params"], params))
+        self.state = {}
+        for i, s in saved["state"].items():
+            p = by_index[i]
+            self.state[p] = {k: _like(v, p) for k, v in s.items()}
+        self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
