@@ -16,16 +16,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    # the last layer (a second head) gets a gradient on odd steps only: parameters without one are skipped
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3),
+                         nn.Linear(3, 2))
 
 
-def _steps(model, opt, n, start=0):
+def _steps(model, opt, n, start=0, set_lr=True):
     for t in range(start, start + n):
         gen = torch.Generator().manual_seed(t)
-        x, y = torch.randn(5, 1, 8, 8, generator=gen), torch.randint(0, 3, (5,), generator=gen)
-        opt.param_groups[0]["lr"] = 0.05 * (1 + t) / 12  # the trainer sets lr every step
+        x, y = torch.randn(5, 1, 8, 8, generator=gen), torch.randint(0, 2, (5,), generator=gen)
+        if set_lr:
+            opt.param_groups[0]["lr"] = 0.05 * (1 + t) / 12  # the trainer sets lr every step
         opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
+        logits = model[:-1](x)
+        loss = nn.functional.cross_entropy(model[-1](logits) if t % 2 else logits, y)
+        loss.backward()
         opt.step()
 
 
@@ -40,8 +45,8 @@ def test_the_update_equals_torch_sgd_to_the_bit(momentum, decay, nesterov):
     for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
         assert torch.equal(a, b)
     mine, torchs = opt_ours.state_dict(), opt_theirs.state_dict()
-    assert mine["param_groups"] == torchs["param_groups"]  # the same keys, values and order
-    assert list(mine["state"]) == list(torchs["state"])
+    assert [list(g.items()) for g in mine["param_groups"]] == [list(g.items()) for g in torchs["param_groups"]]
+    assert list(mine["state"]) == list(torchs["state"])  # the same parameters, in the order their state began
     for i in torchs["state"]:
         assert mine["state"][i].keys() == torchs["state"][i].keys()
         assert all(torch.equal(mine["state"][i][k], torchs["state"][i][k]) for k in torchs["state"][i])
@@ -59,18 +64,40 @@ def test_a_state_dict_resumes_in_the_other_optimiser(direction):
     saved_model, saved_opt = first.state_dict(), opt_first.state_dict()
     resumed = _model(seed=1)
     resumed.load_state_dict(saved_model)
-    opt_then = then_cls(resumed.parameters(), lr=0.9, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    opt_then.load_state_dict(saved_opt)
+    opt_then = then_cls(resumed.parameters(), lr=0.9, momentum=0.5, weight_decay=0.0, nesterov=False)
+    opt_then.load_state_dict(saved_opt)  # the saved hyperparameters replace these
+    assert {k: opt_then.param_groups[0][k] for k in ("lr", "momentum", "weight_decay", "nesterov")} == {
+        "lr": opt_first.param_groups[0]["lr"], "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True}
     _steps(resumed, opt_then, 6, start=4)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
 
 
-def test_a_state_dict_of_other_parameters_is_refused():
+def test_a_loaded_maximize_is_followed_like_torch():
+    ours, theirs = _model(), _model()
+    opt_ours, opt_theirs = (cls(m.parameters(), lr=0.05, momentum=0.9) for cls, m in ((SGD, ours), (torch.optim.SGD, theirs)))
+    saved = opt_theirs.state_dict()
+    saved["param_groups"][0]["maximize"] = True
+    opt_ours.load_state_dict(saved)
+    opt_theirs.load_state_dict(saved)
+    _steps(ours, opt_ours, 3, set_lr=False)
+    _steps(theirs, opt_theirs, 3, set_lr=False)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_what_it_cannot_follow_is_refused():
     opt = SGD(_model().parameters(), lr=0.1, momentum=0.9)
     other = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
     with pytest.raises(ValueError, match="parameters per group"):
         opt.load_state_dict(other.state_dict())
+    fused = torch.optim.SGD(_model().parameters(), lr=0.1, momentum=0.9).state_dict()
+    fused["param_groups"][0]["foreach"] = True
+    with pytest.raises(ValueError, match="foreach"):
+        opt.load_state_dict(fused)
+    shared = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="more than once"):
+        SGD([shared.weight, shared.bias, shared.weight], lr=0.1)
 
 
 def test_a_cpu_run_does_not_import_torch_dynamo(repo, inputs, tmp_path):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .. import config as mconfig
 from ..errors import MHDError
 from ..data import datasets, graphs, splits
-from ..learning import teachers
+from ..learning import sgd, teachers
 from ..learning.losses import distill_kl
 from ..learning.federation import Federation
 from ..learning.models import MultiHead
@@ -71,7 +71,7 @@ def _naive_loop(fed: Federation, run: dict):
     if run["channels_last"]:  # the same memory layout as the trainer: the comparison is about the pipeline
         for m in models:
             m.to(memory_format=torch.channels_last)
-    opts = [torch.optim.SGD(m.parameters(), lr=run["lr"], momentum=run["momentum"]) for m in models]
+    opts = [sgd.make(m.parameters(), lr=run["lr"], momentum=run["momentum"]) for m in models]
     senders = fed.senders_aux_NxJ
     h = run["heads"]
 
@@ -100,7 +100,7 @@ def _plain_loop(fed: Federation, run: dict):
     model = MultiHead(run["architecture"], data.x.shape[1], fed.classes, 0, data.x.shape[-1]).to(fed.device)
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=run["lr"], momentum=run["momentum"], nesterov=True)
+    opt = sgd.make(model.parameters(), lr=run["lr"], momentum=run["momentum"], nesterov=True)
     batch = fed.clients * (run["batch_private"] + run["batch_public"])
     state = {"t": 0}
 

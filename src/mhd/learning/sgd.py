@@ -5,16 +5,23 @@ and with it sympy: 1 s of the 3.6 s a default run spent outside its step loop on
 (`python -X importtime`; docs/performance.md), paid once per training job. State dicts have
 torch.optim.SGD's layout, so checkpoints of either load in the other (tests/test_sgd.py).
 
-On other devices the trainer keeps torch.optim.SGD, which there steps all tensors with one
-multi-tensor kernel per operation."""
+On other devices `make` gives torch.optim.SGD, which there steps all tensors with one multi-tensor
+kernel per operation."""
 
 from __future__ import annotations
 
 import torch
 
-# torch.optim.SGD's hyperparameters, in its order; dampening 0 and no maximize are this class's
-_GROUP_KEYS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach",
-               "differentiable", "fused")
+# flags of torch.optim.SGD this class has no path for: a state dict that sets one is refused
+_UNSUPPORTED = ("foreach", "fused", "differentiable")
+
+
+def make(params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+    """SGD for these parameters: this class on the CPU, torch.optim.SGD on other devices. The trainer and
+    every variant of `mhd bench` build theirs here, so that they step alike."""
+    params = list(params)
+    cls = SGD if params and params[0].device.type == "cpu" else torch.optim.SGD
+    return cls(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def _like(value, param: torch.Tensor):
@@ -34,6 +41,8 @@ class SGD:
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer got a parameter more than once")
         if nesterov and momentum <= 0:
             raise ValueError(f"Nesterov momentum needs momentum > 0, got momentum={momentum}")
         self.param_groups = [{"params": params, "lr": lr, "momentum": momentum, "dampening": 0,
@@ -58,7 +67,7 @@ class SGD:
         for p in group["params"]:
             if p.grad is None:
                 continue
-            grad = p.grad
+            grad = -p.grad if group["maximize"] else p.grad
             if decay != 0:
                 grad = grad.add(p, alpha=decay)
             if momentum != 0:
@@ -72,10 +81,11 @@ class SGD:
             p.add_(grad, alpha=-lr)
 
     def state_dict(self) -> dict:
-        """torch.optim.SGD's: parameters named by their index, state in the order it was created."""
+        """torch.optim.SGD's: the group's keys in order, parameters named by their index, state in the
+        order it was created."""
         params = self.param_groups[0]["params"]
         index = {id(p): i for i, p in enumerate(params)}
-        group = {k: self.param_groups[0][k] for k in _GROUP_KEYS} | {"params": list(range(len(params)))}
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"} | {"params": list(range(len(params)))}
         return {"state": {index[id(p)]: dict(s) for p, s in self.state.items()}, "param_groups": [group]}
 
     def load_state_dict(self, saved: dict) -> None:
@@ -85,9 +95,10 @@ class SGD:
         if len(groups) != 1 or len(groups[0]["params"]) != len(params):
             raise ValueError(f"the saved optimiser state has {[len(g['params']) for g in groups]} parameters per "
                              f"group; this optimiser has one group of {len(params)}")
+        flags = [k for k in _UNSUPPORTED if groups[0].get(k)]
+        if flags:
+            raise ValueError(f"the saved optimiser state sets {', '.join(flags)}, which this SGD has no path for")
         by_index = dict(zip(groups[0]["params"], params))
-        self.state = {}
-        for i, s in saved["state"].items():
-            p = by_index[i]
-            self.state[p] = {k: _like(v, p) for k, v in s.items()}
+        state = {by_index[i]: {k: _like(v, by_index[i]) for k, v in s.items()} for i, s in saved["state"].items()}
+        self.state = state  # only once all of it loaded
         self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})

@@ -55,9 +55,8 @@ def build_optimizer(run: dict, params: list[nn.Parameter]):
     """SGD (Nesterov momentum) or AdamW. SGD on the CPU is sgd.SGD, torch.optim.SGD's update without
     torch.optim's import of torch._dynamo (1 s of a run's start-up); elsewhere torch.optim.SGD."""
     if run["optimizer"] == "sgd":
-        cls = sgd.SGD if params[0].device.type == "cpu" else torch.optim.SGD
-        return cls(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
-                   nesterov=run["momentum"] > 0)
+        return sgd.make(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
+                        nesterov=run["momentum"] > 0)
     return torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
 
 
