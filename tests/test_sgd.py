@@ -27,7 +27,7 @@ def _steps(model, opt, n, start=0, set_lr=True):
         x, y = torch.randn(5, 1, 8, 8, generator=gen), torch.randint(0, 2, (5,), generator=gen)
         if set_lr:
             opt.param_groups[0]["lr"] = 0.05 * (1 + t) / 12  # the trainer sets lr every step
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         logits = model[:-1](x)
         loss = nn.functional.cross_entropy(model[-1](logits) if t % 2 else logits, y)
         loss.backward()
@@ -108,7 +108,6 @@ import sys
 sys.path[:0] = [{str(SRC)!r}, {str(Path(__file__).parent)!r}]
 from test_train import make_run
 from mhd.learning import run as train
-from mhd.learning import trainer
 run = make_run(__import__("pathlib").Path({str(repo)!r}), method="mhd", heads=2, steps=4, eval_every=2)
 p = {paths!r}
 train.train(run, p["prepared"], p["split_dir"], p["graph_dir"], {str(tmp_path)!r}, device="cpu", progress=False)

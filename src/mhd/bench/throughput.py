@@ -112,7 +112,7 @@ def _plain_loop(fed: Federation, run: dict):
         with autocast(fed.device, fed.device.type == "cuda"):
             _, logits = model(x_1xB[0])
         loss = F.cross_entropy(logits[:, 0].float(), y_1xB[0])
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         state["t"] += 1

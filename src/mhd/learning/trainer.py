@@ -147,7 +147,7 @@ class Trainer:
             fit_densities(self.densities, embs, y_priv, bp, t + 1, r["density_refit_every"])
         bad = (self.nonfinite_step < 0) & ~torch.isfinite(total.detach())
         self.nonfinite_step = torch.where(bad, t, self.nonfinite_step)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         total.backward()
         self.opt.step()
         self.method.after_step(self.models, r, t + 1)
