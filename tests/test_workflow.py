@@ -354,7 +354,17 @@ def test_workflow_bench_times_all_figures_against_the_trainer(repo, tiny_idx, tm
     assert result["ideal_linear_s"] == pytest.approx(result["images_trained"] / (result["bench_mhd_img_s"] * slots),
                                                      abs=1e-3)
     assert result["side_by_side_processes"] == slots and result["side_by_side_img_s"] > 0
+    # the side-by-side rounds bracket the timed workflow: one before it and one after it (--rounds 1)
+    before, after = result["side_by_side_before_img_s"], result["side_by_side_after_img_s"]
+    assert result["side_by_side_rounds"] == [before, after]
+    assert result["side_by_side_img_s"] == pytest.approx((before + after) / 2, abs=0.1)
+    drifted = abs(after - before) / result["side_by_side_img_s"] > 0.10
+    assert drifted == any(w.startswith("side by side:") for w in result["bench_warnings"])
     assert result["wall_over_ideal"] == pytest.approx(result["wall_s"] / result["ideal_s"], rel=1e-2)
     assert 0 < result["snakemake_elapsed_s"] <= result["wall_s"] and result["cpu_s"] > 0
     assert 0 < result["eval_s"] < result["train_loop_s"] < result["train_jobs_s"]
+    # the wall time over the step loops' time without evaluation, per slot (the JSON rounds both to 0.1 s)
+    loops_lo, loops_hi = (result["train_loop_s"] - result["eval_s"] + d for d in (-0.1, 0.1))
+    assert result["wall_s"] * slots / loops_hi <= result["wall_over_steps"] <= result["wall_s"] * slots / loops_lo
+    assert result["wall_over_steps"] > 1
     assert result["machine"] == f"cpu-{result['cpus']}cores"

@@ -229,8 +229,8 @@ def concurrent(job: dict, processes: int, rounds: int, set_up_s: float = 20.0) -
             raise MHDError(f"mhd bench: a process took {late:.1f} s longer than the {set_up_s:g} s of set-up "
                            f"allowed, so the {processes} did not run side by side; raise set_up_s")
         totals.append(sum(r["img_s"] for r in rows))
-    return {"img_s": round(statistics.median(totals), 1), "spread": _spread(totals), "processes": processes,
-            "rounds": rounds, "per_process_img_s": [r["img_s"] for r in rows]}
+    return {"img_s": round(statistics.median(totals), 1), "spread": relative_spread(totals), "processes": processes,
+            "rounds": rounds, "totals": [round(t, 1) for t in totals], "per_process_img_s": [r["img_s"] for r in rows]}
 
 
 VARIANTS = ("trainer", "plain", "naive")
@@ -238,7 +238,7 @@ ROUNDS, QUICK_ROUNDS = 5, 2
 SPREAD_WARNING = 0.10  # a spread above 10 % of the median: the machine was not still
 
 
-def _spread(values: list[float]) -> float:
+def relative_spread(values: list[float]) -> float:
     """(max - min) / median: 0 when every round measured the same."""
     mid = statistics.median(values)
     return round((max(values) - min(values)) / mid, 3) if mid else 0.0
@@ -260,7 +260,7 @@ def bench(config_path: str = "config/config.yaml", quick: bool = False, device: 
     by = {v: [r for r in rows if r["variant"] == v] for v in VARIANTS}
     speed = {v: [r["img_s"] for r in by[v]] for v in VARIANTS}
     ratios = {f"vs_{v}": [m / o for m, o in zip(speed["trainer"], speed[v])] for v in ("naive", "plain")}
-    spread = {name: _spread(values) for name, values in {**{"mhd" if v == "trainer" else v: speed[v] for v in VARIANTS},
+    spread = {name: relative_spread(values) for name, values in {**{"mhd" if v == "trainer" else v: speed[v] for v in VARIANTS},
                                                          **ratios}.items()}
     warnings = [f"{name}: spread {value:.0%} over {rounds} rounds (> {SPREAD_WARNING:.0%}); the machine was busy, "
                 f"measure again" for name, value in spread.items() if value > SPREAD_WARNING]

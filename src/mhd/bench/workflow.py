@@ -6,17 +6,24 @@ In a work folder (default `benchmarks/work/`), from an empty results/:
 2. the trainer's images per second on this machine, measured now: `mhd bench` with one thread
    (interleaved rounds, median), and the same MHD step in min(C, CPUs) processes side by side, one
    thread each, as the workflow's train jobs run (throughput.concurrent: their summed images per
-   second, median over rounds);
+   second per round);
 3. `snakemake all_figures --cores C`, timed: wall time, Snakemake's own `Elapsed time`, and the CPU
-   seconds of every process it ran.
+   seconds of every process it ran;
+4. the side-by-side rounds again, after the workflow.
 
 The ideal is the time the images the runs trained would take at the trainer's throughput on the same
-cores: images / (the side-by-side throughput). `wall_over_ideal` is the wall time over it: 1 would be
-a workflow that costs nothing beyond its trainer's steps. `wall_over_ideal_linear` divides by one
-process's throughput times the cores instead, the ideal of a machine whose cores share nothing (on
-the 2-core machine of this project the two agreed within 5 % at commit c5a97e6: 7923 img/s side by
-side against 2 x 3790). The bench measures the config's MHD
-setting; runs that cost less per image (isolated, H = 1) make the ideal a little longer than theirs.
+cores: images / (the side-by-side throughput, the median of the rounds before and after the workflow).
+`wall_over_ideal` is the wall time over it: 1 would be a workflow that costs nothing beyond its
+trainer's steps. The machine's speed drifts (on the 2-core machine of this project the MHD runs of one
+workflow ran at 4200-6200 images per second each, at commit c70913b), so the rounds bracket the timed
+workflow, and a warning says when their medians before and after differ by more than 10 %.
+`wall_over_steps` is drift-free but says less: the wall time over the step loops' own time inside the
+workflow, spread over the cores (what the workflow adds around the steps: start-up, evaluation,
+scheduling, idle cores). `wall_over_ideal_linear` divides by one process's throughput times the cores
+instead, the ideal of a machine whose cores share nothing (on the 2-core machine the two agreed within
+5 % at commit c5a97e6: 7923 img/s side by side against 2 x 3790). The bench measures the config's MHD
+setting; runs that cost more per image make the ideal a little shorter than theirs (at c70913b the
+median isolated, FedAvg and centralized runs trained 7-9 % fewer images per second than MHD H = 3).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -36,7 +44,8 @@ from pathlib import Path
 from ..errors import MHDError
 
 CLEARED = ("results", "figures", "logs", ".snakemake")  # what "from an empty results/" removes
-SIDE_BY_SIDE_STEPS = 100  # timed steps per process side by side: long enough that they overlap throughout
+SIDE_BY_SIDE_STEPS = 200  # timed steps per process side by side (~10-15 s on a 2-core CPU): they overlap throughout
+DRIFT_WARNING = 0.10  # side-by-side medians before and after the workflow further apart than this: the machine changed
 
 
 def cpus() -> int:
@@ -106,7 +115,7 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
                    rounds: int = 3, repo: str | Path = ".", progress=print) -> dict:
     """The steps of the module docstring; returns the JSON written to benchmarks/results/."""
     from .. import config as mconfig
-    from .throughput import bench, concurrent
+    from .throughput import bench, concurrent, relative_spread
 
     repo, work = Path(repo).resolve(), Path(work).resolve()
     overlays = [Path(p).resolve() for p in configfiles]
@@ -130,20 +139,35 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
         config = str(_merged_config(repo, overlays, work))
         throughput = bench(config, threads=1, rounds=rounds)
         heads = max(1, mconfig.load_any(config)["run"]["heads"])
-        side_by_side = concurrent({"config": config, "overrides": {"method": "mhd", "heads": heads}, "device": "auto",
-                                   "threads": 1, "warmup": 5, "steps": SIDE_BY_SIDE_STEPS, "variant": "trainer"},
-                                  slots, rounds)
+        side_job = {"config": config, "overrides": {"method": "mhd", "heads": heads}, "device": "auto",
+                    "threads": 1, "warmup": 5, "steps": SIDE_BY_SIDE_STEPS, "variant": "trainer"}
+        before = concurrent(side_job, slots, rounds)
 
     progress(f"mhd bench --workflow: snakemake all_figures --cores {cores} (timed; log {work / 'bench-logs'})")
     cpu0, t0 = _children_cpu_s(), time.perf_counter()
     text = _snakemake(repo, work, "all_figures", cores, overlays, work / "bench-logs" / "all_figures.log")
     wall, cpu_s = time.perf_counter() - t0, _children_cpu_s() - cpu0
+    progress(f"mhd bench --workflow: {slots} processes side by side again, {rounds} rounds (the machine may have "
+             f"changed speed during the workflow)")
+    with contextlib.chdir(work):
+        after = concurrent(side_job, slots, rounds)
+    totals = before["totals"] + after["totals"]
+    side_by_side = {"img_s": round(statistics.median(totals), 1), "spread": relative_spread(totals)}
+    drift = abs(after["img_s"] - before["img_s"]) / side_by_side["img_s"]
+    warnings = list(throughput["warnings"])
+    if drift > DRIFT_WARNING:
+        warnings.append(f"side by side: {before['img_s']:.0f} img/s before the workflow, {after['img_s']:.0f} after "
+                        f"({drift:.0%} apart, > {DRIFT_WARNING:.0%}): the machine changed speed, and "
+                        f"wall_over_ideal carries it; measure again")
+    for line in warnings[len(throughput["warnings"]):]:
+        progress(f"mhd bench --workflow: warning: {line}")
 
     runs = _runs(work)
     images = sum(r["images"] for r in runs)
     ideal = images / side_by_side["img_s"]
     ideal_linear = images / (throughput["mhd_img_s"] * slots)
     train_job_s = sum(r["job_s"] for r in runs)
+    loop_s, eval_s = sum(r["train_s"] for r in runs), sum(r["eval_s"] for r in runs)
     return {
         "machine": machine_name(), "cpus": cpus(), "cores": cores, "configfiles": [str(p) for p in configfiles],
         "runs": len(runs), "images_trained": images,
@@ -151,15 +175,20 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
         "bench_mhd_img_s": throughput["mhd_img_s"], "bench_spread": throughput["spread"]["mhd"],
         "side_by_side_img_s": side_by_side["img_s"], "side_by_side_processes": slots,
         "side_by_side_spread": side_by_side["spread"],
+        "side_by_side_before_img_s": before["img_s"], "side_by_side_after_img_s": after["img_s"],
+        "side_by_side_rounds": totals,
         "ideal_s": round(ideal, 3), "wall_over_ideal": round(wall / ideal, 3),
         "ideal_linear_s": round(ideal_linear, 3), "wall_over_ideal_linear": round(wall / ideal_linear, 3),
         # where the time went: train jobs (process start to exit), inside them the step loop (evaluation
         # included) and evaluation alone, the rest of each job (start-up, loading); the train jobs' share
         # of the CPU slots over the wall time
-        "train_jobs_s": round(train_job_s, 1), "train_loop_s": round(sum(r["train_s"] for r in runs), 1),
-        "eval_s": round(sum(r["eval_s"] for r in runs), 1),
-        "job_outside_loop_s": round(train_job_s - sum(r["train_s"] for r in runs), 1),
+        "train_jobs_s": round(train_job_s, 1), "train_loop_s": round(loop_s, 1), "eval_s": round(eval_s, 1),
+        "job_outside_loop_s": round(train_job_s - loop_s, 1),
         "busy_fraction": round(train_job_s / (wall * slots), 3),
-        "bench_warnings": throughput["warnings"],
+        # the wall time over the step loops' own time (evaluation out) spread over the slots: what the
+        # workflow adds around the steps (start-up, evaluation, scheduling, idle slots), from the same
+        # minutes as the wall time, so the machine's drift cancels; the loops' own speed is not in it
+        "wall_over_steps": round(wall * slots / (loop_s - eval_s), 3),
+        "bench_warnings": warnings,
         "slowest_runs": sorted(runs, key=lambda r: -r["job_s"])[:5],
     }
