@@ -159,8 +159,7 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
         warnings.append(f"side by side: {before['img_s']:.0f} img/s before the workflow, {after['img_s']:.0f} after "
                         f"({drift:.0%} apart, > {DRIFT_WARNING:.0%}): the machine changed speed, and "
                         f"wall_over_ideal carries it; measure again")
-    for line in warnings[len(throughput["warnings"]):]:
-        progress(f"mhd bench --workflow: warning: {line}")
+        progress(f"mhd bench --workflow: warning: {warnings[-1]}")
 
     runs = _runs(work)
     images = sum(r["images"] for r in runs)
