@@ -340,6 +340,7 @@ def test_workflow_bench_times_all_figures_against_the_trainer(repo, tiny_idx, tm
     work, out = tmp_path / "work", tmp_path / "workflow.json"
     (work / "results").mkdir(parents=True)
     (work / "results" / "stale.txt").write_text("from an earlier run")
+    (work / ".mhd-bench-work").write_text("made by an earlier bench\n")  # only such a folder is emptied
     configs = [str(repo / "config" / "smoke.yaml"), str(tiny_overlay(tmp_path, tiny_idx))]
     assert main(["bench", "--workflow", "--cores", "2", "--rounds", "1", "--work", str(work), "--out", str(out),
                  "--configfile", *configs]) == 0

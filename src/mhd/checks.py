@@ -1,35 +1,45 @@
 """Checks of a config beyond its schema, each naming the value, where it is and what is allowed: a
-bounded size (YAML aliases), finite numbers, figure kinds that exist and fit their experiments."""
+bounded size and depth (YAML aliases), finite numbers, figure kinds that exist and fit their experiments (and
+their graphs), a public set that is not empty."""
 
 from __future__ import annotations
 
 import math
 
+from .data import datasets, graphs, splits
 from .errors import ConfigError
 from .learning import methods
 from .report import kinds
+from .yaml_loaders import MAX_DEPTH  # mappings and lists inside each other: 64 levels at most
 
 MAX_VALUES = 1_000_000  # a config is a few hundred values; YAML aliases can make it billions
 # kinds that show auxiliary heads: an experiment without an MHD run draws an empty figure
 AUXILIARY_KINDS = ("per_head", "topologies", "transitive", "theory")
-SWEPT_KINDS = ("sweep", "ablation")  # need a swept key: `x`, or a grid key other than the seeds
+SWEPT_KINDS = kinds.SWEPT_KINDS  # need a swept key: `x`, or a grid key other than the seeds
 SEED_KEYS = ("seed", "split_seed", "graph_seed")
+# kinds drawn from the graph's edges (hop distances, walks, the drawing): a graph without edges gives an
+# empty panel or, after the training, no rows to draw
+EDGE_KINDS = ("transitive", "theory", "graphs")
 
 
 def bounded(config, source: str) -> None:
-    """Refuse a config whose values, counted with their repeats, exceed MAX_VALUES (an alias bomb),
-    before anything walks it value by value."""
-    count, stack = 0, [config]
+    """Refuse a config whose values, counted with their repeats, exceed MAX_VALUES (an alias bomb), or
+    whose mappings and lists nest deeper than MAX_DEPTH (aliases inside aliases), before anything walks
+    it value by value or recursively."""
+    count, stack = 0, [(config, 0)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > MAX_VALUES:
             raise ConfigError(f"config {source} expands to more than {MAX_VALUES:,} values (YAML aliases repeated "
                               f"into each other?); a config of this project has a few hundred")
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+        if isinstance(node, (dict, list)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"config {source}: mappings and lists nested more than {MAX_DEPTH} levels deep "
+                                  f"(YAML aliases inside each other?); allowed: at most {MAX_DEPTH} levels (a config "
+                                  f"of this project needs 6)")
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
 
 
 def non_finite(config, source: str) -> list[str]:
@@ -65,6 +75,13 @@ def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[
         if kind not in kinds.KINDS:
             problems.append(f"{where}: not a figure kind; allowed: {', '.join(kinds.KINDS)}")
             continue
+        edgeless = sorted({f"topology {r['topology']} with islands = {r['islands']}, clients = {r['clients']}"
+                           for r in runs[name] if graphs.edge_count(r["topology"], r["clients"], islands=r["islands"],
+                                                                    degree=r["degree"], directed=r["directed"]) == 0})
+        if kind in EDGE_KINDS and edgeless:
+            problems.append(f"{where}: drawn from the communication graph's edges, but the graph of {edgeless[0]} "
+                            f"has none (cliques of one client); allowed: graphs with edges (islands < clients)")
+            continue
         if kind not in kinds.TRAINING_KINDS:
             continue
         if not exp.get("train", True):
@@ -80,3 +97,25 @@ def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[
             problems.append(f"{where}: shows accuracy against bytes sent, but no run of the experiment sends any; "
                             f"add a run of a method that exchanges predictions or weights")
     return problems
+
+
+def public_set(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
+    """Every run's public_fraction leaves a public image of every class. Known when the config is read
+    for a named dataset that is verified (its training split has the official size); otherwise the split
+    stage (splits.make) refuses it."""
+    name = config["dataset"]["name"]
+    info = datasets.KNOWN.get(name)
+    if not config["dataset"]["verify"] or info is None or info.train is None:
+        return []
+    problems = {}
+    for exp, exp_runs in runs.items():
+        for r in exp_runs:
+            fraction = r["public_fraction"]
+            if splits.public_per_class(fraction, info.train, info.classes) < 1 and fraction not in problems:
+                where = "run.public_fraction" if fraction == config["run"]["public_fraction"] else \
+                    f"experiments.{exp}: public_fraction"
+                problems[fraction] = (
+                    f"{where} = {fraction:g} (in {source}): int({fraction:g} x {info.train} training images of "
+                    f"{name}) // {info.classes} classes = 0 public images per class, so no public set; allowed: "
+                    f"public_fraction >= {info.classes / info.train:.6g}")
+    return list(problems.values())

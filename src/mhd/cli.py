@@ -28,8 +28,15 @@ def cmd_check(args) -> None:
 
         config_docs.check_defaults(mconfig.schema(), mconfig.read_yaml(args.configs[0]), args.configs[0])
         doc = Path(args.docs)
-        text = config_docs.render(doc.read_text(), mconfig.schema())
-        if text != doc.read_text():
+        allowed = "an existing markdown file with <!-- keys: SECTION GROUP --> markers, as config/README.md"
+        try:
+            old = files.read_regular(doc, allowed).decode()
+        except UnicodeDecodeError as exc:
+            raise MHDError(f"--docs {doc}: not UTF-8 text ({exc.reason}); allowed: {allowed}") from None
+        except MHDError as exc:
+            raise MHDError(f"--docs {exc}") from None
+        text = config_docs.render(old, mconfig.schema())
+        if text != old:
             files.write_text(doc, text)
             print(f"{doc}: key tables rewritten from {mconfig.SCHEMA_PATH.name}")
         else:
@@ -104,24 +111,27 @@ def cmd_graph(args) -> None:
     print(f"{params['topology']} graph on {params['clients']} clients: {len(edges)} edges -> {args.out}")
 
 
-def _read_spec(path: str) -> dict:
-    """An experiment spec (results/experiments/<name>.json), or the user's error."""
-    try:
-        spec = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise MHDError(f"--spec {path}: {exc.strerror}; experiment specs are written by the workflow "
-                       f"(results/experiments/<experiment>.json, rule experiment_spec)") from exc
-    except ValueError as exc:
+def _read_spec(path: str, trained: bool = False) -> dict:
+    """An experiment spec (results/experiments/<name>.json) with what its figure kind needs (and runs, when
+    `trained`), or the user's error."""
+    from .data import files
+    from .report import kinds
+
+    try:  # a regular file: a FIFO given as --spec is refused, not waited on
+        spec = json.loads(files.read_regular(path, "an experiment spec, written by the workflow "
+                                             "(results/experiments/<experiment>.json, rule experiment_spec)"))
+    except MHDError as exc:
+        raise MHDError(f"--spec {exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON
         raise MHDError(f"--spec {path}: not JSON ({exc})") from exc
-    if not isinstance(spec, dict) or "figure" not in spec:
-        raise MHDError(f"--spec {path}: not an experiment spec (no 'figure' key)")
+    kinds.check_spec(spec, f"--spec {path}", trained)
     return spec
 
 
 def cmd_figure(args) -> None:
+    spec = _read_spec(args.spec)  # before matplotlib's import: a wrong spec is refused at once
     from .report import figures
 
-    spec = _read_spec(args.spec)
     figures.draw(spec, args.out)
     print(f"{spec['figure']} figure of experiment {spec['name']} -> {args.out}.png, {args.out}.pdf")
 
@@ -137,41 +147,26 @@ def cmd_summarize(args) -> None:
 
 def cmd_train(args) -> None:
     import torch
-    import yaml
 
     from . import config as mconfig
-    from .errors import ConfigError
+    from .learning import run_folder
     from .learning.run import train
 
-    try:
-        run_file = yaml.safe_load(Path(args.config).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read run config {args.config}: {exc}") from exc
-    if not isinstance(run_file, dict) or set(run_file) != {"run", "inputs"}:
-        raise ConfigError(f"run config {args.config} must have exactly the keys 'run' and 'inputs' (prepared, split, "
-                          f"graph); found {sorted(run_file) if isinstance(run_file, dict) else run_file!r}")
-    run = mconfig.validate_run(run_file["run"], args.config)
-    inputs = run_file["inputs"]
-    if not isinstance(inputs, dict):
-        raise ConfigError(f"run config {args.config}: inputs must map prepared, split and graph to paths, found {inputs!r}")
-    missing = {"prepared", "split", "graph"} - set(inputs)
-    if missing:
-        raise ConfigError(f"run config {args.config}: inputs lacks {', '.join(sorted(missing))}")
+    run, inputs = run_folder.read_run_file(args.config)
+    run = mconfig.validate_run(run, args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
     rec = train(run, inputs["prepared"], inputs["split"], inputs["graph"], args.out,
                 device=args.device or run["device"], stop_after=args.stop_after)
     if "stopped_at" in rec:
         print(f"stopped at step {rec['stopped_at']} as asked; rerun the same command to resume")
-    else:
+    elif not rec.get("nothing_to_train"):
         print(f"{run['method']} H={run['heads']}: {run['steps']} steps in {rec['wall_time_s']:.1f} s "
               f"({rec['images_per_s']} images/s) on {rec['device']['device']} -> {args.out}")
 
 
 def cmd_bench(args) -> None:
-    from .bench.throughput import bench
-
-    if args.workflow:
+    if args.workflow:  # torch is imported once the work folder is checked
         from .bench.workflow import bench_workflow, machine_name
 
         result = bench_workflow(cores=args.cores, configfiles=args.configfile, work=args.work,
@@ -185,6 +180,8 @@ def cmd_bench(args) -> None:
         figure(result, args.figure)
         print(f"figure: {args.figure}", file=sys.stderr)
     else:
+        from .bench.throughput import bench
+
         result = bench(args.config, quick=args.quick, device=args.device, threads=args.threads, rounds=args.rounds)
     text = json.dumps(result, indent=2)
     print(text)
@@ -199,17 +196,10 @@ def cmd_claims(args) -> None:
     import pandas as pd
 
     from .data import files
-    from .report import claims, readouts
+    from .report import claims, readouts, summary
 
-    try:
-        table = pd.read_csv(args.summary, dtype={"head": str})
-    except (OSError, ValueError) as exc:
-        raise MHDError(f"--summary {args.summary}: cannot be read ({exc}); `snakemake results/summary.csv` "
-                       f"writes it") from exc
-    needed = {"run", "step", "client", "head", "shared_acc", "private_acc", "method", "heads", "seed"}
-    if table.empty or not needed <= set(table.columns):
-        raise MHDError(f"--summary {args.summary}: not a summary of runs (needs the columns {sorted(needed)}); "
-                       f"`mhd summarize` writes one")
+    table = summary.read(args.summary, f"--summary {args.summary}")
+    summary.check(table, f"--summary {args.summary}", args.runs)
     defaults = _params(args.defaults, "--defaults")
     try:
         checked = claims.check(table, defaults)
@@ -251,7 +241,7 @@ def cmd_table(args) -> None:
     """Print the last-step accuracies of an experiment's runs as a markdown table."""
     from .report import summary
 
-    spec = _read_spec(args.spec)
+    spec = _read_spec(args.spec, trained=True)
     table = summary.collect([r["dir"] for r in spec["runs"]])
     for cond in args.where:
         key, _, value = cond.partition("=")
@@ -355,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(JSON, default --out benchmarks/results/workflow-<machine>.json)")
     p.add_argument("--cores", type=_cores, default=8, help="--workflow: snakemake --cores (as make all_figures)")
     p.add_argument("--configfile", nargs="*", default=[], help="--workflow: overlays, as for snakemake")
-    p.add_argument("--work", default="benchmarks/work", help="--workflow: the work folder (its results/ is emptied)")
+    p.add_argument("--work", default="benchmarks/work", help="--workflow: the work folder (its results/, figures/, logs/, .snakemake/ are emptied); "
+                   "a new or empty folder, or one the bench made (marked with .mhd-bench-work)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("figure", help="draw the figure of an experiment spec (PNG and PDF)")
@@ -372,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True, help="results/summary.csv")
     p.add_argument("--defaults", required=True, help="JSON: the config's `run` (the default run the claims compare)")
     p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
+    p.add_argument("--runs", nargs="+", default=None, help="the ids of the runs the summary must hold, no more, no "
+                   "fewer (the workflow passes its config's runs)")
     p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
     p.add_argument("--metrics", default=None, help="also write the default run's readouts per method here (JSON, for DVC)")
     p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")

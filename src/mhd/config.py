@@ -4,6 +4,7 @@ parameters as a dict with the keyword names of the function that takes them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from . import checks
+from .yaml_loaders import CoreLoader, Loader, TooDeep
 from .data import graphs
 from .errors import ConfigError
 from .learning import methods
@@ -29,9 +31,11 @@ def schema() -> dict:
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=Loader)
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except TooDeep as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if not isinstance(config, dict):
@@ -62,7 +66,31 @@ def _describe(error, source: str) -> str:
         return f"unknown key {error.instance!r} under {where} (in {source}): not a run key; allowed: {allowed}"
     if error.validator == "required":
         return f"{error.message} under {where} (in {source})"
-    return f"{where} = {error.instance!r} (in {source}): {error.message}"
+    return f"{where} = {error.instance!r} (in {source}): {_rule(error)}"
+
+
+def _rule(error) -> str:
+    """The rule a value breaks, in words."""
+    if error.validator == "type" and "integer" in error.validator_value and isinstance(error.instance, float):
+        like = f" (write {int(error.instance)})" if error.instance.is_integer() else ""
+        return f"must be an integer, written without a decimal point{like}"
+    return error.message
+
+
+@functools.lru_cache(maxsize=1)
+def _validator_class():
+    """Draft 2020-12, except that only an int is an integer: JSON Schema counts 2.0 as one, but `heads: 2.0`
+    would name another run than `heads: 2` and fail deep in the training."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
+def _validator(schema_: dict):
+    return _validator_class()(schema_)
 
 
 def validate(config, source: str = "config") -> dict:
@@ -73,35 +101,42 @@ def validate(config, source: str = "config") -> dict:
 def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
     """Validate the config and expand its experiments (each run's effective settings computed once):
     (the config unchanged, experiment name -> its runs)."""
-    import jsonschema
-
     if not isinstance(config, dict):
         raise ConfigError(f"config {source} must be a mapping of keys, found {type(config).__name__}")
     checks.bounded(config, source)
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e, source) for e in errors] + checks.non_finite(config, source)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     runs = expand(config, source)  # rows and grids must also give valid runs
-    problems = checks.figures_fit(config, runs, source)
+    problems = checks.figures_fit(config, runs, source) + checks.public_set(config, runs, source)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config, runs
 
 
-def _normalise(run: dict) -> dict:
-    """Same value, same type: skew 100 and 100.0 must name the same split."""
+@functools.lru_cache(maxsize=1)
+def _number_keys() -> tuple[str, ...]:
+    """The run keys of schema type `number` (nu_aux, lr, skew, ...)."""
+    return tuple(k for k, v in schema()["$defs"]["run"]["properties"].items() if v.get("type") == "number")
+
+
+def _normalise(run: dict, where: str) -> dict:
+    """Same value, same type, same run id: every `number` key a float (nu_aux 1 and 1.0 are one run, skew
+    100 and 100.0 one split); the `integer` keys are ints already (the schema refuses 2.0)."""
     out = dict(run)
-    for key in ("skew", "alpha", "public_fraction", "teacher_threshold", "score_temperature"):
-        out[key] = float(out[key])
+    for key in _number_keys():
+        try:
+            out[key] = float(out[key])
+        except OverflowError:
+            raise ConfigError(f"{key} = {out[key]} ({where}): too large for a float; allowed: finite numbers, "
+                              f"at most 1.8e308") from None
     return out
 
 
 def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
     """experiment name -> its runs: `run` overridden by each row, crossed with every grid combination."""
-    import jsonschema
-
     run_schema = schema()["$defs"]["run"]
     out = {}
     for name, exp in config["experiments"].items():
@@ -111,16 +146,16 @@ def expand(config: dict, source: str = "config") -> dict[str, list[dict]]:
         for row in exp.get("rows", [{}]):
             for combo in combos:
                 run = {**config["run"], **row, **combo}
-                for error in jsonschema.Draft202012Validator(run_schema).iter_errors(run):
+                for error in _validator(run_schema).iter_errors(run):
                     raise ConfigError(f"experiment {name!r} (in {source}): {_where(error.absolute_path)} = "
-                                      f"{error.instance!r}: {error.message}")
+                                      f"{error.instance!r}: {_rule(error)}")
                 try:
                     graphs.check(run["topology"], run["clients"], islands=run["islands"],
                                  degree=run["degree"], directed=run["directed"])
                     run = methods.effective(run, explicit={**row, **combo})
                 except ConfigError as exc:
                     raise ConfigError(f"experiment {name!r} (in {source}): {exc}") from None
-                runs.append(_normalise(run))
+                runs.append(_normalise(run, f"experiment {name!r}, in {source}"))
         out[name] = runs
     return out
 
@@ -139,15 +174,13 @@ def run_id(dataset: str, run: dict) -> str:
 def validate_run(run: dict, source: str, explicit: dict | None = None) -> dict:
     """A single resolved run (the `run` of a RUN.yaml): every key present and valid. `explicit`: the
     settings given on purpose, when the run is `run` defaults plus overrides (as in an experiment's row)."""
-    import jsonschema
-
     s = schema()
     run_schema = {**s["$defs"]["run"], "required": s["properties"]["run"]["required"]}
-    errors = list(jsonschema.Draft202012Validator(run_schema).iter_errors(run))
+    errors = list(_validator(run_schema).iter_errors(run))
     problems = [_describe(e, source) for e in errors] + checks.non_finite(run, source)
     if problems:
         raise ConfigError("invalid run config:\n  " + "\n  ".join(problems))
-    return methods.effective(_normalise(run), explicit)
+    return methods.effective(_normalise(run, f"in {source}"), explicit)
 
 
 def _fmt(value) -> str:
@@ -213,16 +246,34 @@ def merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def typed(overrides) -> dict:
-    """Snakemake's --config values with every string re-read as YAML: Snakemake reads
-    `run={steps: 10}` with YAML's base loader, which leaves 10 a string."""
+@functools.lru_cache(maxsize=1)
+def _text_keys() -> frozenset[str]:
+    """The keys the schema types as strings (an experiment's description, its figure)."""
+    found, stack = set(), [schema()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                found |= {k for k, v in props.items() if isinstance(v, dict) and v.get("type") == "string"}
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)
+
+
+def typed(overrides, key: str | None = None) -> dict:
+    """Snakemake's --config values with every string re-read as YAML 1.2 (CoreLoader): Snakemake reads
+    `run={steps: 10}` with YAML's base loader, which leaves 10 a string and drops the quotes of
+    `description: "no"`. So only true/false become booleans (`no`, `on` stay words), and a value under a
+    key the schema types as a string (`description`, `figure`) is kept as written."""
     if isinstance(overrides, Mapping):
-        return {k: typed(v) for k, v in overrides.items()}
+        return {k: typed(v, k) for k, v in overrides.items()}
     if isinstance(overrides, list):
         return [typed(v) for v in overrides]
-    if isinstance(overrides, str):
+    if isinstance(overrides, str) and key not in _text_keys():
         try:
-            return yaml.safe_load(overrides) if overrides.strip() else overrides
+            return yaml.load(overrides, Loader=CoreLoader) if overrides.strip() else overrides
         except yaml.YAMLError:
             return overrides
     return overrides

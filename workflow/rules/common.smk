@@ -195,8 +195,10 @@ def figure_inputs(wildcards):
     spec = experiment_spec(wildcards)
     files = [f"{s}/stats.csv" for s in spec["splits"]] + [f"{s}/split.json" for s in spec["splits"]]
     files += [f"{g}/edges.csv" for g in spec["graphs"]] + [spec["dataset_meta"]]
+    if spec["figure"] == "label_distribution":  # its stats.csv are checked against indices.csv over the labels
+        files += [f"{s}/indices.csv" for s in spec["splits"]] + [prepared("pt")]
     for r in spec.get("runs", []):
-        files += [f"{r['dir']}/metrics.csv", f"{r['dir']}/run.yaml"]
+        files += [f"{r['dir']}/metrics.csv", f"{r['dir']}/run.yaml", f"{r['dir']}/run.json"]
     return files
 
 

@@ -1,4 +1,5 @@
 # Figures: one per experiment with a `figure:` kind, as PNG and PDF, and the summary of every run.
+from mhd.report.captions import rst_text
 
 
 rule experiment_spec:
@@ -40,8 +41,9 @@ for _kind in sorted(set(FIGURED.values())):
             "../envs/mhd.yaml"
         params:
             stem=subpath(output.png, strip_suffix=".png"),
-            # shown in the report's caption
-            description=lambda wc: CONFIG["experiments"][wc.experiment].get("description", ""),
+            # shown in the report's caption, which is reStructuredText: escaped to show as the text it is
+            # (a description is never markup: `.. include::` or `.. raw:: html` would run in the report)
+            description=lambda wc: rst_text(CONFIG["experiments"][wc.experiment].get("description", "")),
         shell:
             "mhd figure --spec {input.spec:q} --out {params.stem:q} > {log:q} 2>&1"
 
@@ -50,6 +52,7 @@ rule summary:
     input:
         metrics=all_runs,
         specs=[m.replace("metrics.csv", "run.yaml") for m in all_runs()],
+        records=[m.replace("metrics.csv", "run.json") for m in all_runs()],
     output:
         "results/summary.csv",
     log:
@@ -82,6 +85,8 @@ rule claims:
         defaults=json.dumps(CONFIG["run"], sort_keys=True),
         stem=subpath(output.csv, strip_suffix=".csv"),
         reference=CLAIMS_REFERENCE,
+        # the summary must hold exactly these runs (mhd claims checks it against them)
+        runs=sorted(TRAINED),
     shell:
         "mhd claims --summary {input.summary:q} --defaults {params.defaults:q} {params.reference} --out {params.stem:q}"
-        " --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"
+        " --runs {params.runs:q} --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"

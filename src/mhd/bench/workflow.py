@@ -1,6 +1,8 @@
 """`mhd bench --workflow`: the whole workflow timed, against the trainer's own speed on the same cores.
 
-In a work folder (default `benchmarks/work/`), from an empty results/:
+In a work folder (default `benchmarks/work/`; a new or empty one, or one the bench made and marked with
+`.mhd-bench-work`: any other is refused, since its results/, figures/, logs/ and .snakemake/ are
+deleted), from an empty results/:
 1. the data stage (`snakemake data_artefacts`: prepared dataset, splits, graphs), not timed; the
    project's data/prepared/ is linked in where it exists;
 2. the trainer's images per second on this machine, measured now: `mhd bench` with one thread
@@ -44,6 +46,8 @@ from pathlib import Path
 from ..errors import MHDError
 
 CLEARED = ("results", "figures", "logs", ".snakemake")  # what "from an empty results/" removes
+# written by the bench in a work folder it makes: the only folders whose CLEARED folders it deletes
+MARKER = ".mhd-bench-work"
 SIDE_BY_SIDE_STEPS = 200  # timed steps per process side by side (~10-15 s on a 2-core CPU): they overlap throughout
 DRIFT_WARNING = 0.10  # side-by-side medians before and after the workflow further apart than this: the machine changed
 
@@ -111,20 +115,42 @@ def _merged_config(repo: Path, configfiles: list[Path], work: Path) -> Path:
     return files.write_json(work / "bench-config.json", merged)
 
 
+def prepare_work(work: str | Path) -> None:
+    """Make `work` ready for a workflow from an empty results/: a new or empty folder is made and marked
+    (MARKER); in a folder that holds MARKER (one the bench made) the CLEARED folders are deleted. Any other
+    folder (the project itself, a home folder) is refused, and nothing in it is touched."""
+    from ..data import files
+
+    work = Path(work)
+    allowed = (f"a new or empty folder, or one that `mhd bench --workflow` made (it holds {MARKER}), as the default "
+               f"benchmarks/work")
+    if os.path.lexists(work) and not work.is_dir():
+        raise MHDError(f"--work {work}: not a folder; allowed: {allowed}")
+    if work.is_dir() and not (work / MARKER).is_file() and any(work.iterdir()):
+        raise MHDError(f"--work {work}: not empty, and not made by `mhd bench --workflow` (no {MARKER} in it), "
+                       f"while the bench deletes the {', '.join(n + '/' for n in CLEARED)} of its work folder; "
+                       f"allowed: {allowed}")
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / MARKER).is_file():
+        files.write_text(work / MARKER, f"A work folder of `mhd bench --workflow`: each bench deletes its "
+                                         f"{', '.join(n + '/' for n in CLEARED)}\n")
+    for name in CLEARED:
+        shutil.rmtree(work / name, ignore_errors=True)
+
+
 def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path = "benchmarks/work",
                    rounds: int = 3, repo: str | Path = ".", progress=print) -> dict:
     """The steps of the module docstring; returns the JSON written to benchmarks/results/."""
     from .. import config as mconfig
-    from .throughput import bench, concurrent, relative_spread
 
     repo, work = Path(repo).resolve(), Path(work).resolve()
     overlays = [Path(p).resolve() for p in configfiles]
     for p in overlays:
         if not p.is_file():
             raise MHDError(f"--configfile {p}: no such file")
-    work.mkdir(parents=True, exist_ok=True)
-    for name in CLEARED:
-        shutil.rmtree(work / name, ignore_errors=True)
+    prepare_work(work)  # before torch's import: a refused folder is a message at once
+    from .throughput import bench, concurrent, relative_spread
+
     prepared = repo / "data" / "prepared"
     if prepared.is_dir() and not (work / "data" / "prepared").exists() and prepared != work / "data" / "prepared":
         (work / "data").mkdir(exist_ok=True)

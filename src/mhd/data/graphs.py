@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from . import files
+from .splits import check_seed
 from ..errors import ConfigError, DataError
 
 TOPOLOGIES = ("complete", "ring", "chain", "star", "islands", "regular")
 _MAX_TRIES = 1000  # rejection sampling of random regular graphs; fails only for near-impossible asks
+# The most edges a graph may have. The graph job holds every edge as Python tuples in a list and a set
+# (about 200 bytes an edge: 1,000,000 edges take about 200 MB, 30,000 clients on a complete graph, 9 x 10^8
+# edges, would take 180 GB), edges.csv gets a line per edge, and hops_to walks all of them for every client.
+# A complete graph of 1,000 clients has 999,000 edges.
+MAX_EDGES = 1_000_000
 
 Edge = tuple[int, int]
 
@@ -34,6 +40,21 @@ def check(topology: str, clients: int, *, islands: int = 2, degree: int = 2, dir
         if not directed and (clients * degree) % 2:
             raise ConfigError(f"degree = {degree} with clients = {clients}: an undirected k-regular graph "
                               f"needs clients x degree even; use an even degree, or directed: true")
+    count = edge_count(topology, clients, islands=islands, degree=degree, directed=directed)
+    if count > MAX_EDGES:
+        raise ConfigError(f"topology {topology} with clients = {clients}: {count:,} edges, more than the "
+                          f"{MAX_EDGES:,} a graph may have (each edge is held in memory by the graph job and walked "
+                          f"by the figures; a complete graph of 1,000 clients has 999,000); allowed: fewer clients "
+                          f"or a sparser topology (ring, chain, star, regular, more islands)")
+
+
+def edge_count(topology: str, clients: int, *, islands: int = 2, degree: int = 2, directed: bool = False) -> int:
+    """How many edges (src, dst) `make` gives, known without building them; for a graph `check` accepts."""
+    n = clients
+    counts = {"complete": n * (n - 1), "ring": n if directed else min(2 * n, n * (n - 1)),
+              "chain": (n - 1) * (1 if directed else 2), "star": (n - 1) * (1 if directed else 2),
+              "islands": n * (n // islands - 1) if islands else 0, "regular": n * degree}
+    return counts[topology]
 
 
 def _divisors(n: int) -> list[int]:
@@ -50,6 +71,7 @@ def make(topology: str, clients: int, *, islands: int = 2, degree: int = 2,
     either way.
     """
     check(topology, clients, islands=islands, degree=degree, directed=directed)
+    check_seed("graph_seed", graph_seed)
     n = clients
     if topology == "complete":
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
@@ -120,9 +142,9 @@ def write(out_dir: str | Path, edges: list[Edge], params: dict) -> None:
 
 def read(out_dir: str | Path) -> tuple[list[Edge], dict]:
     out = Path(out_dir)
+    fix = f"delete {out} and rebuild it with snakemake"
+    meta = files.read_record(out / "graph.json", RECORD, fix)
     try:
-        import json
-        meta = json.loads((out / "graph.json").read_text())
         with open(out / "edges.csv", newline="") as fh:
             rows = list(csv.reader(fh))
     except (OSError, ValueError) as exc:
@@ -135,10 +157,22 @@ def read(out_dir: str | Path) -> tuple[list[Edge], dict]:
     except (ValueError, TypeError, KeyError) as exc:
         raise DataError(f"{out}: edges.csv or graph.json cannot be read as a graph ({exc}); rebuild it with "
                         f"snakemake") from exc
+    except ConfigError as exc:
+        raise DataError(f"{out / 'graph.json'}: key 'params' = {meta['params']} makes no graph: {exc}; {fix}") from exc
     if edges != expected:  # the record says how the graph was made: the edges must be exactly those
         extra, missing = sorted(set(edges) - set(expected)), sorted(set(expected) - set(edges))
         raise DataError(f"{out / 'edges.csv'} does not match its record {meta['params']}: "
                         f"{len(edges)} edges where the record makes {len(expected)}"
                         f"{f', unexpected {extra[:5]}' if extra else ''}{f', missing {missing[:5]}' if missing else ''}"
                         f"{', duplicates' if len(set(edges)) != len(edges) else ''}; delete {out} and rebuild it")
+    in_degree = [len(s) for s in in_neighbours(edges, meta["params"]["clients"])]
+    if meta["edges"] != len(edges) or meta["in_degree"] != in_degree:
+        raise DataError(f"{out / 'graph.json'}: keys 'edges' = {meta['edges']} and 'in_degree' = {meta['in_degree']} "
+                        f"do not match edges.csv ({len(edges)} edges, in-degrees {in_degree}); {fix}")
     return edges, meta
+
+
+# what graph.json must hold, and what each key allows (files.check_record); params are checked by make
+RECORD = {("params",): files.MAPPING, ("params", "clients"): files.is_int(2),
+          ("params", "topology"): (lambda v: v in TOPOLOGIES, f"one of {', '.join(TOPOLOGIES)}"),
+          ("edges",): files.is_int(), ("in_degree",): files.INTS}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,9 @@ from . import files
 from ..errors import ConfigError, DataError
 
 SCHEMES = ("skew", "dirichlet", "inner_dirichlet")
+# split_seed and graph_seed seed numpy's generators (any integer >= 0) and are stored as 64-bit integers
+# in results/summary.csv and in file names: 0 .. 2**63 - 1 (the schema's maximum)
+MAX_SEED = 2**63 - 1
 # NIID-Bench redraws a Dirichlet split until every client holds at least this many samples
 NIID_BENCH_MIN_SIZE = 10
 DIRICHLET_ATTEMPTS = 1000
@@ -60,6 +62,17 @@ def class_distribution(scheme: str, clients: int, classes: int, *, skew: float =
     else:
         raise ConfigError(f"unknown split scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def public_per_class(public_fraction: float, n: int, classes: int) -> int:
+    """Public images of every class: the class-balanced public set of `public_fraction` of n images."""
+    return int(public_fraction * n) // classes
+
+
+def check_seed(key: str, seed) -> None:
+    """A seed of numpy's generators, in the range the schema allows."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{key} = {seed!r}: allowed: an integer in 0..{MAX_SEED} (2**63 - 1)")
 
 
 def _check_alpha(alpha: float) -> None:
@@ -113,9 +126,14 @@ def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew"
         raise ConfigError(f"public_fraction = {public_fraction}: must be in [0, 1)")
     if clients < 1 or samples_per_client < 1:
         raise ConfigError(f"clients = {clients}, samples_per_client = {samples_per_client}: both must be >= 1")
+    check_seed("split_seed", split_seed)
     rng = np.random.default_rng(split_seed)
     pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
-    per_class = int(public_fraction * n) // classes
+    per_class = public_per_class(public_fraction, n, classes)
+    if public_fraction > 0 and per_class < 1:  # 0 asks for no public set; a positive fraction for one
+        raise ConfigError(f"public_fraction = {public_fraction}: int({public_fraction} x {n} training images) // "
+                          f"{classes} classes = 0 public images per class, so there would be no public set; "
+                          f"allowed: public_fraction >= {classes / n:.6g} ({classes} classes / {n} images)")
     smallest = min(len(p) for p in pools)
     if per_class > smallest:
         raise ConfigError(f"public_fraction = {public_fraction}: a class-balanced public set needs "
@@ -168,21 +186,51 @@ def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, p
     w.writerow(["client", "index"])
     for owner, s in owners:
         w.writerows((owner, int(j)) for j in s)
-    stats = io.StringIO()
-    w = csv.writer(stats, lineterminator="\n")
-    w.writerow(["client", "class", "count"])
-    counts = split.counts(labels, classes)
-    for (owner, _), row in zip(owners, counts):
-        w.writerows((owner, c, int(row[c])) for c in range(classes))
+    stats = _stats_text(split, labels, classes)
     files.write_text(out / "indices.csv", idx.getvalue())
-    files.write_text(out / "stats.csv", stats.getvalue())
+    files.write_text(out / "stats.csv", stats)
     files.write_json(out / "split.json", {
         "params": params,
         "sizes": {owner: len(s) for owner, s in owners},
         "distribution": np.round(split.distribution, 6).tolist(),
         "sha256": {"indices.csv": files.sha256_bytes(idx.getvalue().encode()),
-                   "stats.csv": files.sha256_bytes(stats.getvalue().encode())},
+                   "stats.csv": files.sha256_bytes(stats.encode())},
     })
+
+
+def _stats_text(split: Split, labels: np.ndarray, classes: int) -> str:
+    """stats.csv: (client, class, count) of every private set, then the public set's."""
+    stats = io.StringIO()
+    w = csv.writer(stats, lineterminator="\n")
+    w.writerow(["client", "class", "count"])
+    owners = [*map(str, range(len(split.private))), "public"]
+    for owner, row in zip(owners, split.counts(labels, classes)):
+        w.writerows((owner, c, int(row[c])) for c in range(classes))
+    return stats.getvalue()
+
+
+def read_stats(out_dir: str | Path, labels: np.ndarray, classes: int) -> tuple[np.ndarray, dict]:
+    """(clients + 1) x classes counts of stats.csv and the split's record, after checking stats.csv against
+    the split itself: its counts must be those of indices.csv over the dataset's `labels` (a hash in
+    split.json can be updated by whoever edits the file; the split cannot be argued with)."""
+    out = Path(out_dir)
+    split, meta = read(out)
+    check(split, len(labels), out)
+    path = out / "stats.csv"
+    try:
+        found = files.read_regular(path, f"the split's class counts, a CSV file; delete {out} and rebuild it").decode()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not text ({exc}); delete {out} and rebuild it") from exc
+    expected = _stats_text(split, labels, classes)
+    if found != expected:
+        bad = next((f"line {i + 1} is {a!r} where the split gives {b!r}" for i, (a, b) in
+                    enumerate(zip(found.splitlines(), expected.splitlines())) if a != b),
+                   f"it has {len(found.splitlines())} lines where the split gives {len(expected.splitlines())}")
+        raise DataError(f"{path} does not agree with indices.csv and the dataset's labels: {bad} (client, class, "
+                        f"count); the file was edited; delete {out} and rebuild it")
+    if files.sha256_bytes(found.encode()) != meta["sha256"]["stats.csv"]:
+        raise DataError(f"{path} does not match the hash in split.json; delete {out} and rebuild it")
+    return split.counts(labels, classes), meta
 
 
 def check(split: Split, size: int, source: str | Path) -> None:
@@ -204,27 +252,42 @@ def check(split: Split, size: int, source: str | Path) -> None:
 
 
 def read(out_dir: str | Path) -> tuple[Split, dict]:
-    """Load a split artefact, checking it against the hashes recorded beside it."""
+    """Load a split artefact, checking it against the hashes and the record beside it."""
     out = Path(out_dir)
-    try:
-        meta = json.loads((out / "split.json").read_text())
-        raw = (out / "indices.csv").read_bytes()
-        recorded, clients = meta["sha256"]["indices.csv"], int(meta["params"]["clients"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"cannot read the split artefact in {out}: {type(exc).__name__}: {exc}; rebuild it with "
-                        f"snakemake") from exc
+    fix = f"delete {out} and rebuild it with snakemake"
+    meta = files.read_record(out / "split.json", RECORD, fix)
+    raw = files.read_regular(out / "indices.csv", f"the split's indices, a CSV file; {fix}")
+    recorded, clients = meta["sha256"]["indices.csv"], meta["params"]["clients"]
     if files.sha256_bytes(raw) != recorded:
         raise DataError(f"{out / 'indices.csv'} does not match the hash in split.json: the file was changed "
                         f"or truncated; delete {out} and rebuild it")
-    rows = list(csv.reader(io.StringIO(raw.decode())))[1:]
+    if clients > raw.count(b"\n"):  # every client owns a row at least: no list per client of a made-up count
+        raise DataError(f"{out / 'split.json'}: key 'params.clients' = {clients}, more clients than indices.csv "
+                        f"has rows; {fix}")
     private: list[list[int]] = [[] for _ in range(clients)]
     public: list[int] = []
     owners = {str(i): p for i, p in enumerate(private)} | {"public": public}
     try:
+        rows = list(csv.reader(io.StringIO(raw.decode())))[1:]
         for owner, j in rows:
             owners[owner].append(int(j))
     except (KeyError, ValueError) as exc:
         raise DataError(f"{out / 'indices.csv'}: a row names owner or index {exc}; allowed owners: 0..{clients - 1} "
                         f"and public, indices integers. Delete {out} and rebuild it") from exc
-    dist = np.asarray(meta["distribution"])
+    dist = np.asarray(meta["distribution"], dtype=float)
+    if len(dist) != clients:
+        raise DataError(f"{out / 'split.json'}: key 'distribution' has {len(dist)} rows, but params.clients = "
+                        f"{clients}; expected one row of class probabilities per client; {fix}")
+    sizes = {owner: len(s) for owner, s in owners.items()}
+    if meta["sizes"] != sizes:
+        raise DataError(f"{out / 'split.json'}: key 'sizes' = {meta['sizes']} does not match indices.csv, which "
+                        f"gives {sizes}; {fix}")
     return Split([np.asarray(p, dtype=np.int64) for p in private], np.asarray(public, dtype=np.int64), dist), meta
+
+
+# what split.json must hold, and what each key allows (files.check_record)
+RECORD = {("params",): files.MAPPING, ("params", "clients"): files.is_int(1),
+          ("sha256", "indices.csv"): files.SHA256, ("sha256", "stats.csv"): files.SHA256,
+          ("sizes",): (lambda v: isinstance(v, dict) and all(files.is_int()[0](x) for x in v.values()),
+                       "a mapping of client (0, 1, ..., public) to its number of samples"),
+          ("distribution",): files.NUMBER_ROWS}

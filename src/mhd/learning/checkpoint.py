@@ -1,6 +1,8 @@
 """Checkpoints: a trainer's whole state (models, optimiser per client, teachers, RNG, metrics so far)
 in one file, written atomically, loaded only into a trainer of the same run config on the same
-inputs (prepared data, split and graph, by their hashes)."""
+inputs (prepared data, split and graph, by their hashes). Each also records the hash of the code that
+wrote it (`provenance.code_sha256`) and, once the run is finished, the training record that run.json
+gives (so that a rerun with nothing left to train restores it rather than writing a new one)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from ..data import files
+from ..data import files, provenance
 from ..errors import DataError
 from .teachers import Teachers
 from .vectorised import from_client_layout, to_client_layout
@@ -26,8 +29,9 @@ def config_hash(run: dict) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def state(trainer) -> dict:
+def state(trainer, record: dict | None = None) -> dict:
     return {"step": trainer.step, "config_hash": config_hash(trainer.run), "inputs": trainer.fed.inputs,
+            "code": provenance.code_sha256(), "record": record,
             "models": trainer.models.state_dict(), "projections": trainer.projections.state_dict(),
             "optimizer": to_client_layout(trainer.opt.state_dict(), trainer.layout), "rng": torch.get_rng_state(),
             "metrics": trainer.metrics, "teachers": trainer.teachers.state(),
@@ -35,17 +39,26 @@ def state(trainer) -> dict:
             "densities": [d.state() for d in trainer.densities], "precision": trainer.precision.cpu()}
 
 
-def save(trainer, path: Path) -> None:
+def save(trainer, path: Path, record: dict | None = None) -> None:
+    """`record`: the finished run's training record (run.json), kept with the state it describes."""
     buf = io.BytesIO()
-    torch.save(state(trainer), buf)
+    torch.save(state(trainer, record), buf)
     files.write_bytes(path, buf.getvalue())
 
 
-def load(trainer, path: Path) -> bool:
-    """Restore `trainer` from `path` and return True; return False (restoring nothing) when the
-    checkpoint was trained on other inputs than the trainer's, or records none (checkpoints written
-    before they recorded their inputs: such a run starts over). Refuse a file that is not a
-    checkpoint of this run config."""
+class Loaded(NamedTuple):
+    """What `load` did: `why` is None when the trainer was restored, else why nothing was (a phrase);
+    `record` is the training record saved with a finished run (None before the run finished)."""
+    why: str | None
+    record: dict | None
+
+
+def load(trainer, path: Path, same_code: bool = False) -> Loaded:
+    """Restore `trainer` from `path`, or restore nothing and say why: the checkpoint was trained on
+    other inputs than the trainer's, or records none (checkpoints written before they recorded their
+    inputs); with `same_code`, also when it was written by other code than this package's (or records
+    none): training never continues another code's state. Refuse a file that is not a checkpoint of
+    this run config."""
     try:
         saved = torch.load(io.BytesIO(path.read_bytes()), weights_only=True, map_location=trainer.device)
     except Exception as exc:  # truncated zip, tampered pickle, ...: never executed, always refused
@@ -55,7 +68,10 @@ def load(trainer, path: Path) -> bool:
         raise DataError(f"checkpoint {path} belongs to a different run config (hash {saved.get('config_hash')}, "
                         f"this run {config_hash(trainer.run)}); delete it or choose another --out")
     if saved.get("inputs") != trainer.fed.inputs:
-        return False
+        return Loaded(f"it was trained on other inputs than {trainer.fed.inputs} (or records none)", None)
+    if same_code and saved.get("code") != provenance.code_sha256():
+        return Loaded(f"it was written by other code (code sha256 {str(saved.get('code'))[:12]}, this package "
+                      f"{provenance.code_sha256()[:12]}; or records none)", None)
     try:
         trainer.models.load_state_dict(saved["models"])
         trainer.projections.load_state_dict(saved["projections"])
@@ -70,7 +86,7 @@ def load(trainer, path: Path) -> bool:
     for density, state in zip(trainer.densities, saved["densities"]):
         density.load(state, trainer.device)
     trainer.precision = saved["precision"].to(trainer.device)
-    return True
+    return Loaded(None, saved.get("record"))
 
 
 def _reason(exc: Exception) -> str:

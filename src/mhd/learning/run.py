@@ -21,9 +21,10 @@ from .federation import Federation
 from .trainer import Trainer
 
 
-def write_metrics(path: Path, rows: list[list]) -> None:
+def metrics_text(rows: list[list]) -> str:
+    """metrics.csv's bytes: a row per step, client, head and metric (floats as repr: exact)."""
     lines = ["step,client,head,metric,value"] + [f"{s},{c},{h},{m},{v!r}" for s, c, h, m, v in rows]
-    files.write_text(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def headline(rows: list[list], heads: int) -> tuple[float, float]:
@@ -64,18 +65,20 @@ def _only_writer(out: Path):
         os.close(fd)
 
 
-def _resume(trainer: Trainer, ckpt: Path) -> int:
-    """Load the checkpoint if there is one trained on the same inputs; one trained on others (a new
-    split, graph or dataset copy under the same run config) is set aside, and the run starts over."""
+def _resume(trainer: Trainer, ckpt: Path) -> checkpoint.Loaded | None:
+    """Load the checkpoint if there is one trained on the same inputs by the same code; one trained on
+    others (a new split, graph or dataset copy under the same run config) or by other code (an edit of
+    the package since) is set aside, and the run starts over: a run is never continued by code other
+    than the code that began it."""
     if not ckpt.exists():
-        return 0
-    if checkpoint.load(trainer, ckpt):
-        return trainer.step
+        return None
+    loaded = checkpoint.load(trainer, ckpt, same_code=True)
+    if loaded.why is None:
+        return loaded
     aside = ckpt.with_name("checkpoint.stale.pt")
     os.replace(ckpt, aside)
-    print(f"{ckpt} was trained on other inputs than {trainer.fed.inputs} (or records none): set aside as "
-          f"{aside.name}; this run starts from step 0", flush=True)
-    return 0
+    print(f"{ckpt}: {loaded.why}: set aside as {aside.name}; this run starts from step 0", flush=True)
+    return None
 
 
 def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "auto", progress: bool | None = None,
@@ -100,8 +103,10 @@ def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, sto
     fed = Federation.load(run, prepared, split_dir, graph_dir, device)
     trainer = Trainer(run, fed)
     ckpt = out / "checkpoint.pt"
-    resumed_from = _resume(trainer, ckpt)
-    start, t0, eval_s = trainer.step, time.perf_counter(), 0.0
+    loaded = _resume(trainer, ckpt)
+    if trainer.step >= run["steps"]:
+        return _finished(out, trainer, loaded.record)
+    start, t0, eval_s, record = trainer.step, time.perf_counter(), 0.0, None
     images_per_step = fed.clients * run["batch_private"] + len(trainer.models) * run["batch_public"] * trainer.uses_public
     bar = tqdm(total=run["steps"], initial=start, disable=None if progress is None else not progress,
                desc=f"{run['method']} H={run['heads']}", unit="step", dynamic_ncols=True)
@@ -113,8 +118,13 @@ def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, sto
             trainer.check_finite()
             rows = evaluate(trainer)
             trainer.metrics += rows
-            write_metrics(out / "metrics.csv", trainer.metrics)
-            checkpoint.save(trainer, ckpt)
+            text = metrics_text(trainer.metrics)
+            files.write_text(out / "metrics.csv", text)
+            if trainer.step == run["steps"]:  # the record goes into the last checkpoint with the state it describes
+                now = time.perf_counter()
+                record = _record(run, fed, trainer, prepared, split_dir, graph_dir, start, now - t0,
+                                 eval_s + now - e0, images_per_step, files.sha256_bytes(text.encode()))
+            checkpoint.save(trainer, ckpt, record)
             eval_s += time.perf_counter() - e0
             best, private = headline(rows, run["heads"])
             bar.set_postfix(shared_best_head=f"{best:.3f}", private_main=f"{private:.3f}")
@@ -124,24 +134,47 @@ def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, sto
         if stop_after is not None and trainer.step - start >= stop_after:
             break
     bar.close()
-    wall = time.perf_counter() - t0
     if trainer.step < run["steps"]:
         return {"stopped_at": trainer.step}
-    write_metrics(out / "metrics.csv", trainer.metrics)  # whole, from the checkpoint: never a truncated file
+    files.write_json(out / "run.json", record)
+    return record
+
+
+def _record(run, fed, trainer, prepared, split_dir, graph_dir, start, wall, eval_s, images_per_step,
+            metrics_sha256) -> dict:
+    """run.json: what was trained, on which inputs, by which code and packages, on which device, how
+    fast, and the hash of the metrics.csv it wrote (a cut or edited metrics.csv is never summarised)."""
     steps_done = trainer.step - start
     meta = fed.meta
-    record = {
+    return {
         "run": run, "seed": run["seed"], "config_hash": checkpoint.config_hash(run),
         "inputs": {"sha256": fed.inputs, "prepared_sha256": meta["data"]["sha256"], "split": meta["split"]["sha256"],
                    "split_params": meta["split"]["params"], "graph": meta["graph"]["params"],
                    "paths": {"prepared": str(prepared), "split": str(split_dir), "graph": str(graph_dir)}},
         "versions": provenance.versions(), "code": provenance.code_version(),
         "device": provenance.device_info(fed.device), "engine": trainer.engine.name,
-        "wall_time_s": round(wall, 3), "steps_this_call": steps_done, "resumed_from_step": resumed_from,
+        "wall_time_s": round(wall, 3), "steps_this_call": steps_done, "resumed_from_step": start,
         "images_per_s": round(steps_done * images_per_step / wall, 1) if wall > 0 and steps_done else None,
         # what the workflow benchmark adds up: images trained per step, and the part of wall_time_s spent
         # evaluating, writing metrics and checkpointing
         "images_per_step": images_per_step, "eval_s": round(eval_s, 3),
+        "metrics_sha256": metrics_sha256,
     }
-    files.write_json(out / "run.json", record)
-    return record
+
+
+def _finished(out: Path, trainer: Trainer, record: dict | None) -> dict:
+    """A rerun of a run whose checkpoint is finished, by this code on these inputs: nothing to train.
+    metrics.csv and run.json are restored from the checkpoint as the training that finished it wrote
+    them (the same bytes; its wall time, speed and code, never a new record of a call that trained
+    nothing), each rewritten only where it differs."""
+    if record is None:
+        raise ConfigError(f"{out / 'checkpoint.pt'} is finished but holds no training record; delete it to "
+                          f"train the run again from step 0")
+    text = metrics_text(trainer.metrics)
+    for path, content in ((out / "metrics.csv", text), (out / "run.json", files.json_text(record))):
+        if not path.exists() or path.read_text() != content:
+            files.write_text(path, content)
+    print(f"{out}: finished at step {trainer.step} by this code (sha256 {record['code']['sha256'][:12]}, commit "
+          f"{record['code']['commit']}); nothing to train, metrics.csv and run.json are the ones that training "
+          f"wrote. To train it again from step 0, delete {out / 'checkpoint.pt'}", flush=True)
+    return {**record, "nothing_to_train": True}

@@ -225,7 +225,14 @@ def check(table: pd.DataFrame, defaults: dict) -> pd.DataFrame:
 
 
 def with_reference(claims: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Mark every verdict that differs from the reference run's (config/reference.yaml)."""
+    """Mark every verdict that differs from the reference run's (config/reference.yaml). A KeyError or
+    ValueError names what is wrong with `reference` (a column missing, a claim given twice)."""
+    for column in ("claim", "verdict"):
+        if column not in reference.columns:
+            raise KeyError(f"no column {column!r}")
+    twice = sorted(set(reference.claim[reference.claim.duplicated()].astype(str)))
+    if twice:
+        raise ValueError(f"claims given more than once: {twice}")
     ref = reference.set_index("claim").verdict
     out = claims.assign(reference_verdict=claims.claim.map(ref))
     return out.assign(differs=out.reference_verdict.notna() & (out.verdict != out.reference_verdict))

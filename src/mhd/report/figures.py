@@ -3,7 +3,6 @@ artefacts), draws one figure and writes it as PNG and PDF. Spread is over client
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..data import graphs, splits  # noqa: E402
+from ..data import datasets, graphs, splits  # noqa: E402
 from ..learning import methods  # noqa: E402
 from . import kinds, plots, readouts, summary  # noqa: E402
 from .diffusion import hops_to, owned_classes, predicted_coverage  # noqa: E402
@@ -233,28 +232,34 @@ SCHEME_NAMES = {"dirichlet": "Dirichlet per class over clients (NIID-Bench)",
                 "inner_dirichlet": "Dirichlet over classes per client"}
 
 
-def _split_title(params: dict) -> str:
+def _split_title(params: dict, fallback: str) -> str:
+    """The split's scheme in words; `fallback` (the split's folder name) for a record without it."""
+    if params.get("scheme") not in ("skew", *SCHEME_NAMES) or not isinstance(params.get(
+            "skew" if params.get("scheme") == "skew" else "alpha"), (int, float)):
+        return fallback
     if params["scheme"] == "skew":
         return f"skew s = {params['skew']:g}" + (" (iid)" if params["skew"] == 1 else "")
     return f"{SCHEME_NAMES[params['scheme']]}, alpha = {params['alpha']:g}"
 
 
 def label_distribution(spec: dict, out: Path) -> None:
-    names = json.loads(Path(spec["dataset_meta"]).read_text())["class_names"]
+    # the counts drawn are stats.csv's, checked against the split itself (indices.csv over the dataset's
+    # labels), every split before anything is drawn
+    tensors, meta = datasets.load(Path(spec["dataset_meta"]).with_suffix(".pt"))
+    names, labels = meta["class_names"], tensors["train_y"].numpy()
+    drawn = [(split_dir, *splits.read_stats(split_dir, labels, meta["classes"])) for split_dir in spec["splits"]]
     n = len(spec["splits"])
     fig, axes = plt.subplots(1, n, figsize=(1.0 + 0.5 * len(names) * n, 4.6), squeeze=False)
-    for ax, split_dir in zip(axes[0], spec["splits"]):
-        stats = pd.read_csv(Path(split_dir) / "stats.csv", dtype={"client": str})
-        table = stats.pivot(index="client", columns="class", values="count")
-        order = sorted((c for c in table.index if c != "public"), key=int) + ["public"]
-        table = table.loc[order]
+    for ax, (split_dir, counts, split_meta) in zip(axes[0], drawn):
+        order = [*map(str, range(len(counts) - 1)), "public"]
+        table = pd.DataFrame(counts, index=order)
         share = table.div(table.sum(axis=1), axis=0)
         sizes = table.sum(axis=1)
         share.index = [f"{'public' if c == 'public' else f'client {c}'} (n = {sizes[c]})" for c in order]
         share.columns = names
         sns.heatmap(share, ax=ax, cmap="viridis", vmin=0, vmax=1, cbar=ax is axes[0][-1],
                     cbar_kws={"label": "share of the client's samples"})
-        ax.set(title=_split_title(json.loads((Path(split_dir) / "split.json").read_text())["params"]),
+        ax.set(title=_split_title(split_meta["params"], Path(split_dir).name),
                xlabel="class", ylabel="")
         ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()

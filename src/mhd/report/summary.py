@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from ..errors import DataError
-from ..learning import methods
+from ..learning import methods, run_folder
 
-PER_CLIENT = ("bytes_sent", "train_loss")  # metrics of a client, not of a head
+PER_CLIENT = run_folder.CLIENT_METRICS  # metrics of a client, not of a head
+# what a summary must hold to be read (the run's settings that say which rows it must have, and the readouts)
+NEEDED = ("run", "step", "client", "head", "shared_acc", "private_acc", "method", "heads", "seed", "steps",
+          "eval_every", "clients")
 
 
 def load_run(run_dir: str | Path) -> pd.DataFrame:
+    """A trained run's rows, one per step, client and head, once its result is checked whole
+    (learning/run_folder.py: the metrics.csv its run.json recorded, every evaluation, client and head)."""
     run_dir = Path(run_dir)
-    try:
-        spec = yaml.safe_load((run_dir / "run.yaml").read_text())
-        long = pd.read_csv(run_dir / "metrics.csv", dtype={"head": str})
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise DataError(f"run {run_dir} is incomplete ({exc}); rerun it with snakemake") from exc
-    run = spec["run"]
+    run, long = run_folder.load_metrics(run_dir)
     heads = long[~long.metric.isin(PER_CLIENT)].pivot_table(index=["step", "client", "head"], columns="metric",
                                                              values="value").reset_index()
     clients = long[long.metric.isin(PER_CLIENT)].pivot_table(index=["step", "client"], columns="metric",
@@ -39,8 +40,51 @@ def collect(run_dirs: list[str | Path]) -> pd.DataFrame:
     """Every run's rows, with each run's convergence (see `convergence`) as two more columns."""
     if not run_dirs:
         raise DataError("no runs to summarise")
+    names = [Path(d).name for d in run_dirs]
+    if len(set(names)) != len(names):
+        raise DataError(f"runs named twice: {sorted({n for n in names if names.count(n) > 1})}; a run is summarised once")
     table = pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
     return table.merge(convergence(table), on="run", how="left")
+
+
+def read(path: str | Path, source: str) -> pd.DataFrame:
+    """A summary written by `mhd summarize`, read back: refused when it was cut (it does not end with a
+    whole line, or a line has fewer or more fields than the header) or cannot be read as a table."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{source}: cannot be read ({exc}); `snakemake results/summary.csv` writes it") from exc
+    rows = list(csv.reader(io.StringIO(text)))
+    short = next((n for n, row in enumerate(rows[1:], 2) if len(row) != len(rows[0])), None)
+    if not text.endswith("\n") or short is not None:
+        where = f"line {short} has {len(rows[short - 1])} fields, the header {len(rows[0])}" if short else \
+            "its last line is not whole"
+        raise DataError(f"{source}: {where}: a row cut short or edited; `snakemake results/summary.csv` rewrites it")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype={"head": str})
+    except ValueError as exc:
+        raise DataError(f"{source}: not a table ({exc}); `snakemake results/summary.csv` rewrites it") from exc
+
+
+def check(table: pd.DataFrame, source: str, runs: list[str] | None = None) -> None:
+    """Refuse a summary (results/summary.csv, read back) that is not whole: a needed column missing or
+    not of numbers, a run cut short (`run_folder.check_whole` on each run's rows), or, given `runs`,
+    other runs than those it summarises."""
+    missing = [c for c in NEEDED if c not in table.columns]
+    if table.empty or missing:
+        raise DataError(f"{source}: not a summary of runs (lacks the columns {missing or list(NEEDED)}); "
+                        f"`mhd summarize` writes one")
+    for column in ("step", "client", "heads", "seed", "steps", "eval_every", "clients", "shared_acc", "private_acc"):
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            bad = table[column][pd.to_numeric(table[column], errors="coerce").isna()].iloc[0]
+            raise DataError(f"{source}: column {column} must hold numbers, found {bad!r}; `mhd summarize` writes it")
+    if runs is not None and set(table["run"]) != set(runs):
+        lost, foreign = sorted(set(runs) - set(table["run"])), sorted(set(table["run"]) - set(runs))
+        raise DataError(f"{source} does not summarise its runs: missing {lost or 'none'}, not of this config "
+                        f"{foreign or 'none'}; `snakemake results/summary.csv` rewrites it")
+    for run, rows in table.groupby("run"):
+        settings = rows.iloc[0][["steps", "eval_every", "clients", "heads"]].to_dict()
+        run_folder.check_whole(rows, settings, f"{source}, run {run}")
 
 
 CONVERGED_WITHIN = 0.01  # a run has converged when its readout moves less than 1 point ...

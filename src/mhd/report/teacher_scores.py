@@ -74,10 +74,8 @@ def client_scores(model, data, private_idx: torch.Tensor, public_idx: torch.Tens
 
 def measure(run_dir: str | Path, samples: int = 4000) -> list[dict]:
     """One row per score: precision of the best-scoring client and the mean per-client AUROC."""
-    import yaml
-
     from ..errors import DataError
-    from ..learning import checkpoint
+    from ..learning import checkpoint, run_folder
     from ..learning.federation import Federation
     from ..learning.trainer import Trainer
 
@@ -85,12 +83,12 @@ def measure(run_dir: str | Path, samples: int = 4000) -> list[dict]:
     spec_path = run_dir / "run.yaml"
     if not spec_path.exists() or not (run_dir / "checkpoint.pt").exists():
         raise DataError(f"{run_dir}: needs run.yaml and checkpoint.pt (a trained run folder under results/runs/)")
-    spec = yaml.safe_load(spec_path.read_text())
-    run, inputs = spec["run"], spec["inputs"]
+    run, inputs = run_folder.read_run_file(spec_path)
     fed = Federation.load(run, inputs["prepared"], inputs["split"], inputs["graph"], "cpu")
     trainer = Trainer(run, fed)
-    if not checkpoint.load(trainer, run_dir / "checkpoint.pt"):
-        raise DataError(f"{run_dir / 'checkpoint.pt'} was trained on other inputs than {spec_path} names")
+    loaded = checkpoint.load(trainer, run_dir / "checkpoint.pt")
+    if loaded.why:
+        raise DataError(f"{run_dir / 'checkpoint.pt'} cannot be scored: {loaded.why}")
     if len(trainer.models) != fed.clients:
         raise DataError(f"{run_dir}: method {run['method']} trains {len(trainer.models)} model(s) for "
                         f"{fed.clients} clients; the scores compare one model per client")
