@@ -173,3 +173,17 @@ def test_bench_workflow_work_folder_new_empty_or_its_own(tmp_path):
     with pytest.raises(MHDError, match="not a folder"):
         workflow.prepare_work(a_file)
     assert a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize("argv", [["check", "{fifo}"], ["claims", "--summary", "{fifo}", "--defaults", "{{}}", "--out", "x"],
+                                  ["train", "--config", "{fifo}", "--out", "x"]])
+def test_a_fifo_given_as_a_config_a_summary_or_a_run_file_is_refused_without_reading_it(tmp_path, capsys, argv):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("blocked on a FIFO"))
+    signal.alarm(10)
+    try:
+        code = main([a.format(fifo=fifo) for a in argv])
+    finally:
+        signal.alarm(0)
+    assert code == 2 and "named pipe (FIFO), not a regular file" in capsys.readouterr().err

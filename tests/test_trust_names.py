@@ -144,6 +144,14 @@ def test_an_integer_key_given_a_float_is_refused(base, where):
     assert "(in test.yaml)" in str(refused.value)
 
 
+@pytest.mark.parametrize("grid", [{"topology": ["complete"], "graph_seed": [0, 1, 2]},
+                                  {"topology": ["complete"], "degree": [2, 3]},
+                                  {"scheme": ["skew"], "alpha": [0.1, 0.5]}])
+def test_a_key_that_does_not_apply_names_no_other_run(base, grid):
+    """A grid over a key the run does not use is one run, not copies a figure would average as seeds."""
+    assert len(run_ids(small(base, {"grid": grid}))) == 1
+
+
 # ---------------------------------------------------------------- 4. a temperature that keeps the loss finite
 @pytest.mark.parametrize("tau", [1e-320, 1e-30, 1e-3])
 def test_a_temperature_too_small_for_a_finite_loss_is_refused(base, tau):

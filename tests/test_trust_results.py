@@ -112,35 +112,58 @@ def summary_csv(finished, tmp_path_factory):
 
 
 def claims(summary, out, *extra):
-    return ["claims", "--summary", summary, "--defaults", json.dumps(make_run_defaults()), "--out", out, *extra]
-
-
-def make_run_defaults():
     from conftest import REPO
 
-    return make_run(REPO)
+    return ["claims", "--summary", summary, "--defaults", json.dumps(make_run(REPO)), "--out", out, *extra]
 
 
-def test_a_summary_cut_mid_row_or_between_runs_is_refused(summary_csv, tmp_path, capsys):
+def forged(summary_csv, tmp_path, text):
+    """A summary edited to `text`, with its record (summary.json) rewritten to match: a hostile edit."""
+    path = tmp_path / "summary.csv"
+    path.write_text(text)
+    record = json.loads(summary_csv.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**record, "sha256": files.sha256_bytes(text.encode())}))
+    return path
+
+
+def test_a_summary_is_checked_against_its_record_and_its_runs(summary_csv, finished, tmp_path, capsys):
+    runs = [str(d) for d in finished]
+    assert main([str(a) for a in claims(summary_csv, tmp_path / "c", "--runs", *runs)]) == 0
     text = summary_csv.read_text()
-    cut = tmp_path / "cut.csv"
-    cut.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # the last row cut in the middle
+    edited = tmp_path / "summary.csv"
+    edited.write_text(text + text.splitlines()[-1] + "\n")  # a row added
+    summary_csv.with_suffix(".json").replace(tmp_path / "keep.json")
+    try:
+        refused(claims(summary_csv, tmp_path / "c"), capsys, "summary.json")  # no record beside it
+    finally:
+        (tmp_path / "keep.json").replace(summary_csv.with_suffix(".json"))
+    (tmp_path / "summary.json").write_text(summary_csv.with_suffix(".json").read_text())
+    refused(claims(edited, tmp_path / "c"), capsys, "not the summary mhd summarize wrote")
+    # a run trained again since the summary was written: its metrics hash in run.json differs
+    again = copy_run(finished[1], tmp_path / "runs" / finished[1].name)
+    record = json.loads((again / "run.json").read_text())
+    (again / "run.json").write_text(json.dumps({**record, "metrics_sha256": "0" * 64}))
+    refused(claims(summary_csv, tmp_path / "c", "--runs", runs[0], again), capsys, "summarises other results of run")
+    refused(claims(summary_csv, tmp_path / "c", "--runs", runs[0]), capsys, "does not summarise its runs",
+            f"not of this config ['{finished[1].name}']")
+
+
+def test_a_forged_summary_cut_mid_row_or_between_runs_is_still_refused(summary_csv, tmp_path, capsys):
+    text = summary_csv.read_text()
+    cut = forged(summary_csv, tmp_path, text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
     refused(claims(cut, tmp_path / "c"), capsys, "a row cut short")
-    # cut between runs: the rows left are whole, but the summary is checked against its runs
     first = pd.read_csv(summary_csv, dtype={"head": str})
-    kept = first[first.run == first.run.iloc[0]]
-    kept.to_csv(cut, index=False)
-    refused(claims(cut, tmp_path / "c", "--runs", *sorted(first.run.unique())), capsys,
-            "does not summarise its runs", "missing ['mhd']")
-    assert main([str(a) for a in claims(summary_csv, tmp_path / "c", "--runs", *sorted(first.run.unique()))]) == 0
+    rows = first[first.run == first.run.iloc[0]]
+    rows = rows[rows.step < rows.step.max()]  # the run's last evaluation gone
+    cut = forged(summary_csv, tmp_path, rows.to_csv(index=False))
+    refused(claims(cut, tmp_path / "c"), capsys, "not a whole run", "(last 6)")
 
 
 def test_a_summary_with_wrong_typed_columns_is_a_message(summary_csv, tmp_path, capsys):
     table = pd.read_csv(summary_csv, dtype={"head": str})
-    bad = tmp_path / "bad.csv"
-    table.assign(shared_acc="high").to_csv(bad, index=False)
+    bad = forged(summary_csv, tmp_path, table.assign(shared_acc="high").to_csv(index=False))
     refused(claims(bad, tmp_path / "c"), capsys, "column shared_acc must hold numbers", "'high'")
-    table.assign(heads="three").to_csv(bad, index=False)
+    bad = forged(summary_csv, tmp_path, table.assign(heads="three").to_csv(index=False))
     refused(claims(bad, tmp_path / "c"), capsys, "column heads must hold numbers")
 
 
@@ -151,6 +174,16 @@ def test_a_reference_with_a_repeated_claim_is_a_message(summary_csv, repo, tmp_p
     refused(claims(summary_csv, tmp_path / "c", "--reference", twice), capsys, "claims given more than once")
     ref.drop(columns="verdict").to_csv(twice, index=False)
     refused(claims(summary_csv, tmp_path / "c", "--reference", twice), capsys, "no column 'verdict'")
+
+
+def test_every_refused_run_is_named_at_once(finished, tmp_path, capsys):
+    runs = [copy_run(f, tmp_path / f.name) for f in finished]
+    for run in runs:
+        (run / "metrics.csv").write_text("step,client,head,metric,value\n")
+    assert main(["summarize", "--runs", *map(str, runs), "--out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 2 runs cannot be summarised" in err and "--forcerun train" in err
+    assert all(str(run / "metrics.csv") in err for run in runs)
 
 
 # ---------------------------------------------------------------- 2. no retrain that retrains nothing
@@ -190,15 +223,18 @@ def test_a_half_trained_checkpoint_of_other_code_is_not_continued(repo, inputs, 
     assert record["resumed_from_step"] == 0 and record["steps_this_call"] == 12
 
 
-def test_the_code_hash_changes_with_any_source_edit_and_only_then(tmp_path, monkeypatch):
+def test_the_code_hash_changes_with_a_training_code_edit_and_only_then(tmp_path, monkeypatch):
     copy = tmp_path / "mhd"
     shutil.copytree(provenance.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "PACKAGE", copy)
     digest = provenance.code_sha256.__wrapped__()
-    (copy / "report" / "__pycache__").mkdir(exist_ok=True)
-    (copy / "report" / "__pycache__" / "x.py").write_text("compiled")
+    (copy / "learning" / "__pycache__").mkdir(exist_ok=True)
+    (copy / "learning" / "__pycache__" / "x.py").write_text("compiled")
+    (copy / "learning" / ".#run.py").symlink_to("/nonexistent/editor-lock")  # an editor's lock file: a dangling link
+    with open(copy / "report" / "plots.py", "a") as fh:  # the report computes no trained number
+        fh.write("\n")
     assert provenance.code_sha256.__wrapped__() == digest
-    with open(copy / "report" / "plots.py", "a") as fh:
+    with open(copy / "learning" / "losses.py", "a") as fh:
         fh.write("\n")
     assert provenance.code_sha256.__wrapped__() != digest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from contextlib import contextmanager
 import sys
@@ -141,8 +142,8 @@ def cmd_summarize(args) -> None:
     from .report import summary
 
     table = summary.collect(args.runs)
-    files.write_text(args.out, table.to_csv(index=False))
-    print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out}")
+    summary.write(table, args.runs, args.out)
+    print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out} (and its record {summary.record_path(args.out)})")
 
 
 def cmd_train(args) -> None:
@@ -198,8 +199,8 @@ def cmd_claims(args) -> None:
     from .data import files
     from .report import claims, readouts, summary
 
-    table = summary.read(args.summary, f"--summary {args.summary}")
-    summary.check(table, f"--summary {args.summary}", args.runs)
+    table = summary.read(args.summary, f"--summary {args.summary}", args.runs)
+    summary.check(table, f"--summary {args.summary}", [Path(d).name for d in args.runs] if args.runs else None)
     defaults = _params(args.defaults, "--defaults")
     try:
         checked = claims.check(table, defaults)
@@ -207,7 +208,8 @@ def cmd_claims(args) -> None:
         raise MHDError(f"--defaults lacks the run key {exc}; give the config's whole `run`") from exc
     if args.reference:
         try:
-            checked = claims.with_reference(checked, pd.read_csv(args.reference))
+            text = files.read_regular(args.reference, "a claims.csv (docs/claims-reference.csv)")
+            checked = claims.with_reference(checked, pd.read_csv(io.BytesIO(text)))
         except (OSError, ValueError, KeyError) as exc:
             raise MHDError(f"--reference {args.reference}: not a claims table ({exc})") from exc
     runs = readouts.per_run(table)
@@ -363,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True, help="results/summary.csv")
     p.add_argument("--defaults", required=True, help="JSON: the config's `run` (the default run the claims compare)")
     p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
-    p.add_argument("--runs", nargs="+", default=None, help="the ids of the runs the summary must hold, no more, no "
-                   "fewer (the workflow passes its config's runs)")
+    p.add_argument("--runs", nargs="+", default=None, help="the run folders the summary must hold as they are now, "
+                   "no more, no fewer (the workflow passes its config's runs)")
     p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
     p.add_argument("--metrics", default=None, help="also write the default run's readouts per method here (JSON, for DVC)")
     p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")

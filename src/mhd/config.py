@@ -15,8 +15,8 @@ import yaml
 
 from . import checks
 from .yaml_loaders import CoreLoader, Loader, TooDeep
-from .data import graphs
-from .errors import ConfigError
+from .data import files, graphs
+from .errors import ConfigError, DataError
 from .learning import methods
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -30,10 +30,12 @@ def schema() -> dict:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        config = yaml.load(path.read_text(), Loader=Loader)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:  # a regular file only: a FIFO would block
+        config = yaml.load(files.read_regular(path, "a YAML or JSON config file").decode("utf-8"), Loader=Loader)
+    except DataError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config {path}: not UTF-8 text ({exc.reason})") from None
     except TooDeep as exc:
         raise ConfigError(f"config {path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -166,8 +168,13 @@ def trained(config: dict, runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 def run_id(dataset: str, run: dict) -> str:
-    """Readable prefix, then a hash of every setting: equal runs share one folder and are trained once."""
-    digest = hashlib.sha256(json.dumps({"dataset": dataset, **run}, sort_keys=True).encode()).hexdigest()[:10]
+    """Readable prefix, then a hash of every setting that the run uses: equal runs share one folder and are
+    trained once. The split and the graph enter as the parameters that make them (`split_params`,
+    `graph_params`), so a key that does not apply (alpha under the skew scheme, graph_seed of a complete
+    graph) names no other run: a grid over it is one run, not copies taken for seeds."""
+    used = {k: v for k, v in run.items() if k not in SPLIT_KEYS and k not in GRAPH_KEYS}
+    what = {"dataset": dataset, **used, "split": split_params(run), "graph": graph_params(run)}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
     return f"{run['method']}-h{run['heads']}-{graph_id(run)}-{digest}"
 
 

@@ -1,7 +1,8 @@
-"""How the project reads YAML: `Loader` for every config file (config/*.yaml, a --configfile overlay in
-YAML or JSON, a RUN.yaml), `CoreLoader` for the --config values Snakemake leaves as strings. A leaf
-module (only PyYAML), so that every stage can read YAML the same way. Both refuse a document nested more
-than MAX_DEPTH levels deep (TooDeep)."""
+"""How the project reads YAML: YAML 1.2's core schema (`CoreLoader`, also named `Loader`) for every
+config file (config/*.yaml, a --configfile overlay in YAML or JSON, a RUN.yaml) and for the --config
+values Snakemake leaves as strings, so that the same text means the same value wherever it is written
+(`1e-3` a float as in JSON, `no` a word, `010` ten). A leaf module (only PyYAML), so that every stage
+can read YAML the same way. It refuses a document nested more than MAX_DEPTH levels deep (TooDeep)."""
 
 from __future__ import annotations
 
@@ -38,17 +39,6 @@ class _Shallow(yaml.SafeLoader):
             self._depth -= 1
 
 
-class Loader(_Shallow):
-    """PyYAML's safe loader (YAML 1.1) that also reads YAML 1.2's floats with an exponent but no dot or no
-    exponent sign (1e-3, 1E5, -2e-4, 1.0e3) as floats: YAML 1.1 leaves them strings, while JSON (a
-    --configfile my.json) and Snakemake read 0.001."""
-
-
-Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                             re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+\Z"),
-                             list("-+.0123456789"))
-
-
 class CoreLoader(_Shallow):
     """YAML 1.2's core schema: only true/false (True, TRUE, ...) are booleans (yes, no, on, off stay
     words), null/~ is null, decimal integers (010 is ten) and floats (1e-3, .inf, .nan) are numbers, the
@@ -66,3 +56,6 @@ for _tag, _pattern, _first in [
 ]:
     CoreLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(rf"^(?:{_pattern})\Z"), list(_first))
 CoreLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node)))
+
+# every config file is read as the --config values are: one meaning for one text
+Loader = CoreLoader

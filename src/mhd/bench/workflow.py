@@ -118,7 +118,8 @@ def _merged_config(repo: Path, configfiles: list[Path], work: Path) -> Path:
 def prepare_work(work: str | Path) -> None:
     """Make `work` ready for a workflow from an empty results/: a new or empty folder is made and marked
     (MARKER); in a folder that holds MARKER (one the bench made) the CLEARED folders are deleted. Any other
-    folder (the project itself, a home folder) is refused, and nothing in it is touched."""
+    folder (the project itself, a home folder) is refused, and nothing in it is touched; a folder an earlier
+    bench left before it marked its folders (bench-logs/ and bench-config.json) is taken as the bench's."""
     from ..data import files
 
     work = Path(work)
@@ -126,7 +127,8 @@ def prepare_work(work: str | Path) -> None:
                f"benchmarks/work")
     if os.path.lexists(work) and not work.is_dir():
         raise MHDError(f"--work {work}: not a folder; allowed: {allowed}")
-    if work.is_dir() and not (work / MARKER).is_file() and any(work.iterdir()):
+    earlier = (work / "bench-logs").is_dir() and (work / "bench-config.json").is_file()  # left by a bench before MARKER
+    if work.is_dir() and not (work / MARKER).is_file() and not earlier and any(work.iterdir()):
         raise MHDError(f"--work {work}: not empty, and not made by `mhd bench --workflow` (no {MARKER} in it), "
                        f"while the bench deletes the {', '.join(n + '/' for n in CLEARED)} of its work folder; "
                        f"allowed: {allowed}")

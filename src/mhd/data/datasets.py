@@ -362,7 +362,7 @@ def load(path: str | Path) -> tuple[dict, dict]:
     fix = f"delete it and {path.name}, and prepare again"
     meta = files.read_record(meta_path, {("sha256",): files.SHA256, ("shapes",): SHAPES}, fix)
     recorded = meta["sha256"]
-    raw = path.read_bytes()
+    raw = files.read_regular(path, "a prepared dataset (.pt) written by mhd prepare")
     digest = files.sha256_bytes(raw)
     if digest != recorded:
         raise DataError(f"prepared dataset {path} is corrupt: sha256 {digest[:16]}... but {meta_path.name} "

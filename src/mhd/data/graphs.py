@@ -145,9 +145,8 @@ def read(out_dir: str | Path) -> tuple[list[Edge], dict]:
     fix = f"delete {out} and rebuild it with snakemake"
     meta = files.read_record(out / "graph.json", RECORD, fix)
     try:
-        with open(out / "edges.csv", newline="") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, ValueError) as exc:
+        rows = list(csv.reader(io.StringIO(files.read_regular(out / "edges.csv", "a graph's edges.csv").decode())))
+    except (DataError, ValueError) as exc:
         raise DataError(f"cannot read the graph artefact in {out}: {exc}; rebuild it with snakemake") from exc
     if rows[:1] != [["src", "dst"]]:
         raise DataError(f"{out / 'edges.csv'}: expected header 'src,dst', found {rows[:1]}")

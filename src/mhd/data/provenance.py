@@ -23,15 +23,32 @@ def versions() -> dict:
     return out
 
 
+# the code that computes a trained run: its stages up to the training (not the report, the benchmarks or
+# the command line, whose edits change no trained number and must not restart a run)
+TRAINING_CODE = ("data", "learning", "vision.py", "errors.py")
+
+
+def training_files(package: Path) -> list[Path]:
+    """The .py files of TRAINING_CODE under `package`: regular files only, none hidden (an editor's lock
+    file `.#run.py`, a dangling link) and none compiled."""
+    out = []
+    for part in TRAINING_CODE:
+        root = package / part
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            rel = path.relative_to(package).parts
+            if any(p.startswith(".") or p == "__pycache__" for p in rel) or not path.is_file():
+                continue
+            out.append(path)
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def code_sha256() -> str:
-    """The package's code as one hash: every .py file under the package, by its path inside it and its
-    bytes. It names the code that computed a result with or without git (an installed wheel, a copy),
-    and any edit (a commit or not) changes it: a checkpoint of other code is never continued."""
+    """The training code as one hash: every file of `training_files`, by its path inside the package
+    and its bytes. It names the code that computed a run with or without git (an installed wheel, a
+    copy), and any edit of it (a commit or not) changes it: a checkpoint of other code is never continued."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
+    for path in training_files(PACKAGE):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

@@ -171,6 +171,9 @@ def _finished(out: Path, trainer: Trainer, record: dict | None) -> dict:
         raise ConfigError(f"{out / 'checkpoint.pt'} is finished but holds no training record; delete it to "
                           f"train the run again from step 0")
     text = metrics_text(trainer.metrics)
+    if files.sha256_bytes(text.encode()) != record.get("metrics_sha256"):
+        raise ConfigError(f"{out / 'checkpoint.pt'} is finished but its metrics do not match the hash of its training "
+                          f"record; delete it to train the run again from step 0")
     for path, content in ((out / "metrics.csv", text), (out / "run.json", files.json_text(record))):
         if not path.exists() or path.read_text() != content:
             files.write_text(path, content)

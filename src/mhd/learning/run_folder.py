@@ -6,6 +6,7 @@ head, is refused, never summarised as the run's result."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -23,18 +24,19 @@ INPUTS = ("prepared", "split", "graph")
 
 
 def redo(run_dir: Path) -> str:
-    """How to get a whole result of a run again (from its checkpoint when that is finished: seconds)."""
-    return (f"`snakemake --forcerun {run_dir / 'metrics.csv'}` redoes it (rewritten from its checkpoint when that "
-            f"is whole and of this code, trained again otherwise)")
+    """How to get a whole result of a run again."""
+    return (f"`snakemake --forcerun {run_dir / 'metrics.csv'}` redoes it: rewritten from its checkpoint in seconds "
+            f"when that is finished and of this code, trained again from step 0 otherwise (as every run trained "
+            f"before run.json recorded metrics.csv's hash)")
 
 
 def read_run_file(path: str | Path) -> tuple[dict, dict]:
     """RUN.yaml, as the workflow writes it: {run: {...every run key}, inputs: {prepared, split, graph}}.
     Returns (run, inputs); the run's keys are validated by `config.validate_run`, not here."""
     path = Path(path)
-    try:
-        spec = yaml.load(path.read_text(), Loader=Loader)  # as every config file: 1e-3 is a number
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    try:  # a regular file only (a FIFO would block); read as every config file: 1e-3 is a number
+        spec = yaml.load(files.read_regular(path, "a run config (RUN.yaml)").decode("utf-8"), Loader=Loader)
+    except (DataError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read run config {path}: {exc}") from exc
     if not isinstance(spec, dict) or set(spec) != {"run", "inputs"}:
         found = sorted(spec) if isinstance(spec, dict) else repr(spec)
@@ -102,9 +104,9 @@ def load_metrics(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     run, _ = _read(run_dir)
     metrics, record_path = run_dir / "metrics.csv", run_dir / "run.json"
     try:
-        data = metrics.read_bytes()
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError) as exc:
+        data = files.read_regular(metrics, "a run's metrics.csv")
+        record = json.loads(files.read_regular(record_path, "a run's run.json"))
+    except (DataError, ValueError) as exc:
         raise DataError(f"run {run_dir} is incomplete ({exc}); {redo(run_dir)}") from exc
     recorded = record.get("metrics_sha256") if isinstance(record, dict) else None
     if recorded != files.sha256_bytes(data):
@@ -112,7 +114,7 @@ def load_metrics(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         raise DataError(f"{metrics} is not the file its training wrote: {record_path} {why}; it was cut or "
                         f"edited since. {redo(run_dir)}")
     try:
-        long = pd.read_csv(metrics, dtype={"head": str})
+        long = pd.read_csv(io.BytesIO(data), dtype={"head": str})
     except ValueError as exc:
         raise DataError(f"{metrics} cannot be read as a table ({exc}); {redo(run_dir)}") from exc
     if list(long.columns) != METRICS_COLUMNS:

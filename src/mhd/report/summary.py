@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
 
+from ..data import files
 from ..errors import DataError
 from ..learning import methods, run_folder
 
@@ -43,17 +45,71 @@ def collect(run_dirs: list[str | Path]) -> pd.DataFrame:
     names = [Path(d).name for d in run_dirs]
     if len(set(names)) != len(names):
         raise DataError(f"runs named twice: {sorted({n for n in names if names.count(n) > 1})}; a run is summarised once")
-    table = pd.concat([load_run(d) for d in run_dirs], ignore_index=True)
+    tables, refused = [], []
+    for d in run_dirs:
+        try:
+            tables.append(load_run(d))
+        except DataError as exc:
+            refused.append(str(exc))
+    if len(refused) == 1:
+        raise DataError(refused[0])
+    if refused:  # every refused run at once, not one per attempt
+        raise DataError(f"{len(refused)} of {len(run_dirs)} runs cannot be summarised; `snakemake --forcerun train` "
+                        f"redoes them all (from finished checkpoints of this code in seconds, else from step 0):\n  "
+                        + "\n  ".join(refused[:20]) + (f"\n  ... and {len(refused) - 20} more" if len(refused) > 20 else ""))
+    table = pd.concat(tables, ignore_index=True)
     return table.merge(convergence(table), on="run", how="left")
 
 
-def read(path: str | Path, source: str) -> pd.DataFrame:
-    """A summary written by `mhd summarize`, read back: refused when it was cut (it does not end with a
-    whole line, or a line has fewer or more fields than the header) or cannot be read as a table."""
+def record_path(path: str | Path) -> Path:
+    """The summary's record beside it: results/summary.csv -> results/summary.json."""
+    return Path(path).with_suffix(".json")
+
+
+def write(table: pd.DataFrame, run_dirs: list[str | Path], out: str | Path) -> None:
+    """The summary and its record (`record_path`): the summary's sha256 and, per run, the sha256 of the
+    metrics.csv it summarises (from the run's run.json), so that a reader can check the summary against
+    itself and against the runs as they are now."""
+    text = table.to_csv(index=False)
+    runs = {Path(d).name: json.loads(files.read_regular(Path(d) / "run.json", "a run's run.json"))["metrics_sha256"]
+            for d in run_dirs}
+    files.write_text(out, text)
+    files.write_json(record_path(out), {"sha256": files.sha256_bytes(text.encode()), "runs": runs})
+
+
+RECORD = {("sha256",): files.SHA256, ("runs",): files.MAPPING}
+
+
+def read(path: str | Path, source: str, run_dirs: list[str | Path] | None = None) -> pd.DataFrame:
+    """A summary written by `mhd summarize`, read back and checked: it is the file its record names (by
+    sha256: nothing cut or edited since), and, given `run_dirs`, it summarises exactly those runs as they
+    are now (each run's metrics.csv hash in its run.json as the record has it: none retrained since). A
+    summary whose record was rewritten to match an edit is still refused when it was cut (not a whole
+    last line, a line with other fields than the header) or cannot be read as a table."""
+    redo = "`snakemake results/summary.csv` rewrites it"
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{source}: cannot be read ({exc}); `snakemake results/summary.csv` writes it") from exc
+        data = files.read_regular(path, "a summary written by mhd summarize")
+        text = data.decode("utf-8")
+    except (DataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{source}: cannot be read ({exc}); {redo}") from exc
+    rec = files.read_record(record_path(path), RECORD, redo)
+    if rec["sha256"] != files.sha256_bytes(data):
+        raise DataError(f"{source} is not the summary mhd summarize wrote ({record_path(path).name} records another "
+                        f"sha256): cut or edited since; {redo}")
+    if run_dirs is not None:
+        names = {Path(d).name: Path(d) for d in run_dirs}
+        if set(names) != set(rec["runs"]):
+            lost, foreign = sorted(set(names) - set(rec["runs"])), sorted(set(rec["runs"]) - set(names))
+            raise DataError(f"{source} does not summarise its runs: missing {lost or 'none'}, not of this config "
+                            f"{foreign or 'none'}; {redo}")
+        for name, folder in sorted(names.items()):
+            try:
+                now = json.loads(files.read_regular(folder / "run.json", "a run's run.json")).get("metrics_sha256")
+            except (DataError, ValueError, AttributeError) as exc:
+                raise DataError(f"{source}: run {folder} has no readable run.json ({exc}); {redo}") from exc
+            if now != rec["runs"][name]:
+                raise DataError(f"{source} summarises other results of run {name} than {folder} holds now (trained "
+                                f"again, or its metrics.csv changed, since); {redo}")
     rows = list(csv.reader(io.StringIO(text)))
     short = next((n for n, row in enumerate(rows[1:], 2) if len(row) != len(rows[0])), None)
     if not text.endswith("\n") or short is not None:
@@ -78,7 +134,7 @@ def check(table: pd.DataFrame, source: str, runs: list[str] | None = None) -> No
         if not pd.api.types.is_numeric_dtype(table[column]):
             bad = table[column][pd.to_numeric(table[column], errors="coerce").isna()].iloc[0]
             raise DataError(f"{source}: column {column} must hold numbers, found {bad!r}; `mhd summarize` writes it")
-    if runs is not None and set(table["run"]) != set(runs):
+    if runs is not None and set(table["run"].astype(str)) != set(runs):
         lost, foreign = sorted(set(runs) - set(table["run"])), sorted(set(table["run"]) - set(runs))
         raise DataError(f"{source} does not summarise its runs: missing {lost or 'none'}, not of this config "
                         f"{foreign or 'none'}; `snakemake results/summary.csv` rewrites it")

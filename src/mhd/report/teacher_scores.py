@@ -75,6 +75,7 @@ def client_scores(model, data, private_idx: torch.Tensor, public_idx: torch.Tens
 def measure(run_dir: str | Path, samples: int = 4000) -> list[dict]:
     """One row per score: precision of the best-scoring client and the mean per-client AUROC."""
     from ..errors import DataError
+    from ..config import validate_run
     from ..learning import checkpoint, run_folder
     from ..learning.federation import Federation
     from ..learning.trainer import Trainer
@@ -84,11 +85,15 @@ def measure(run_dir: str | Path, samples: int = 4000) -> list[dict]:
     if not spec_path.exists() or not (run_dir / "checkpoint.pt").exists():
         raise DataError(f"{run_dir}: needs run.yaml and checkpoint.pt (a trained run folder under results/runs/)")
     run, inputs = run_folder.read_run_file(spec_path)
+    run = validate_run(run, str(spec_path))
     fed = Federation.load(run, inputs["prepared"], inputs["split"], inputs["graph"], "cpu")
     trainer = Trainer(run, fed)
     loaded = checkpoint.load(trainer, run_dir / "checkpoint.pt")
     if loaded.why:
         raise DataError(f"{run_dir / 'checkpoint.pt'} cannot be scored: {loaded.why}")
+    if trainer.step != run["steps"]:
+        raise DataError(f"{run_dir / 'checkpoint.pt'} is at step {trainer.step} of {run['steps']}: a run is scored "
+                        f"once it is finished; finish it with snakemake")
     if len(trainer.models) != fed.clients:
         raise DataError(f"{run_dir}: method {run['method']} trains {len(trainer.models)} model(s) for "
                         f"{fed.clients} clients; the scores compare one model per client")
