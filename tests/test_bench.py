@@ -35,6 +35,18 @@ def test_bench_quick_prints_one_json_object(bench_config, tmp_path, capsys, monk
     assert all(v >= 0 for v in result["spread"].values())
     assert all("spread" in w for w in result["warnings"])
     assert result["vs_naive"] > 0 and result["vs_plain"] > 0
+    # both precisions, each with its roofline; the top level is the config's own precision
+    assert set(result["precisions"]) == {"fp32", "bf16"} and result["precision"] in result["precisions"]
+    assert result["mhd_img_s"] == result["precisions"][result["precision"]]["mhd_img_s"]
+    for p, numbers in result["precisions"].items():
+        roof = numbers["roofline"]
+        assert roof["peak_gflops"] > 0 and roof["mhd_gflop_per_step"] > roof["plain_gflop_per_step"] / 2 > 0, p
+        for v in ("mhd", "plain"):
+            assert roof[f"{v}_gflops"] == pytest.approx(roof[f"{v}_fraction_of_peak"] * roof["peak_gflops"], rel=0.01)
+    assert result["bf16_over_fp32"]["mhd"] > 0 and set(result["bf16_over_fp32"]["spread"]) == {"mhd", "plain"}
+    # the same FLOPs in either precision: autocast changes the floats, not the operations
+    assert (result["precisions"]["fp32"]["roofline"]["mhd_gflop_per_step"]
+            == result["precisions"]["bf16"]["roofline"]["mhd_gflop_per_step"])
 
 
 def test_bench_scale_measures_every_variant_in_its_own_process(bench_config, tmp_path, capsys, monkeypatch):

@@ -94,7 +94,7 @@ def test_tools_take_a_whole_config_or_an_overlay(repo, tmp_path, monkeypatch):
 
 def test_reference_overlays_plan_their_runs(repo):
     """The converged reference trains every headline setting at one length with 3 seeds, the mean-target
-    front included; the teacher overlay keeps the ids of the runs docs/results.md reports."""
+    front included; the teacher overlay plans the density and max_confidence runs docs/results.md reports."""
     base = repo / "config" / "config.yaml"
     ref = mconfig.load_layered(base, [repo / "config" / "reference.yaml"])
     runs = {mconfig.run_id(ref["dataset"]["name"], r): r for rs in mconfig.expand(ref).values() for r in rs}
@@ -102,8 +102,10 @@ def test_reference_overlays_plan_their_runs(repo):
     assert {r["nu_main"] for r in runs.values() if r["method"] == "mean_target"} == {0.03, 0.3, 1.0, 3.0}
     assert "reference_teacher" not in ref["experiments"]
     teacher = mconfig.load_layered(base, [repo / "config" / "reference-teacher.yaml"])
-    ids = {mconfig.run_id(teacher["dataset"]["name"], r) for rs in mconfig.expand(teacher).values() for r in rs}
-    assert len(ids) == 18 and {"mhd-h3-complete-n5-2347a5c759", "mhd-h3-complete-n5-0dbf44c118"} <= ids
+    planned = {mconfig.run_id(teacher["dataset"]["name"], r): r for rs in mconfig.expand(teacher).values() for r in rs}
+    assert len(planned) == 18
+    assert {"density", "max_confidence"} <= {r["teacher"] for r in planned.values()
+                                             if r["heads"] == 3 and r["topology"] == "complete"}
 
 
 def test_naive_distillation_weights_and_mhd_keys_are_sweepable(base):

@@ -32,7 +32,7 @@ def test_a_step_never_waits_for_the_gpu(repo, inputs, engine, over):
 
 
 def test_engines_agree_on_cuda(repo, inputs):
-    runs = [_trainer(repo, inputs, e, method="mhd", heads=2) for e in ("loop", "vectorised")]
+    runs = [_trainer(repo, inputs, e, method="mhd", heads=2, precision="bf16") for e in ("loop", "vectorised")]
     for t in runs:
         for _ in range(6):
             t.train_step()

@@ -17,7 +17,7 @@ from . import checks
 from .yaml_loaders import CoreLoader, Loader, TooDeep
 from .data import files, graphs
 from .errors import ConfigError, DataError
-from .learning import methods
+from .learning import methods, precision
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
@@ -126,8 +126,11 @@ def _number_keys() -> tuple[str, ...]:
 
 def _normalise(run: dict, where: str) -> dict:
     """Same value, same type, same run id: every `number` key a float (nu_aux 1 and 1.0 are one run, skew
-    100 and 100.0 one split); the `integer` keys are ints already (the schema refuses 2.0)."""
+    100 and 100.0 one split); the `integer` keys are ints already (the schema refuses 2.0). And the same
+    computation, the same id: `precision: auto` resolved to the fp32 or bf16 it means for the run's device
+    on this machine (learning/precision.py)."""
     out = dict(run)
+    out["precision"] = precision.resolve(out["precision"], out["device"])
     for key in _number_keys():
         try:
             out[key] = float(out[key])

@@ -30,7 +30,8 @@ from ..learning import sgd, teachers
 from ..learning.losses import distill_kl
 from ..learning.federation import Federation
 from ..learning.models import MultiHead
-from ..learning.trainer import Trainer, autocast, lr_at
+from ..learning.precision import autocast
+from ..learning.trainer import Trainer, lr_at
 
 
 def _naive_loop(fed: Federation, run: dict):
@@ -79,13 +80,15 @@ def _naive_loop(fed: Federation, run: dict):
         u = next(public)[0].to(dev)
         for i, (model, opt) in enumerate(zip(models, opts)):
             x, y = (t.to(dev) for t in next(private[i]))
-            with torch.no_grad():  # each client asks each neighbour for its outputs, every step
-                teacher = torch.stack([models[j](u)[1] if senders[i, j] else
+            with torch.no_grad(), autocast(dev, run["precision"]):  # each client asks each neighbour, every step
+                teacher = torch.stack([models[j](u)[1].float() if senders[i, j] else
                                        torch.zeros(len(u), h + 1, fed.classes, device=dev)
                                        for j in range(fed.clients)]).div(run["tau"]).softmax(-1)
             w = teachers.teacher_weights(teacher[:, :, :h], senders[i:i + 1], run["teacher"])
             target = teachers.teacher_targets(teacher[:, :, :h], w)[0]
-            _, logits = model(torch.cat([x, u]))
+            with autocast(dev, run["precision"]):
+                _, logits = model(torch.cat([x, u]))
+            logits = logits.float()
             loss = F.cross_entropy(logits[:len(x), 0], y) + run["nu_aux"] * distill_kl(logits[len(x):, 1:], target, run["tau"])
             opt.zero_grad()
             loss.backward()
@@ -109,7 +112,7 @@ def _plain_loop(fed: Federation, run: dict):
         x_1xB, y_1xB = data.private_batch(gen, batch, pooled=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(state["t"], run)
-        with autocast(fed.device, fed.device.type == "cuda"):
+        with autocast(fed.device, run["precision"]):
             _, logits = model(x_1xB[0])
         loss = F.cross_entropy(logits[:, 0].float(), y_1xB[0])
         opt.zero_grad()
@@ -155,6 +158,8 @@ def measure(job: dict) -> dict:
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
+    if job["variant"] == "peak":
+        return peak(job)
     cfg = mconfig.load_any(job["config"])
     run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"], explicit=job["overrides"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,17 +187,50 @@ def measure(job: dict) -> dict:
             step()
         sync()
         seconds = time.perf_counter() - t0
-        peak = _rss_mib("VmHWM")
+        peak_rss = _rss_mib("VmHWM")
+        flops = step_flops(step) if job.get("flops") else None
     images = job["steps"] * fed.clients * (run["batch_private"] + run["batch_public"])
     return {"variant": job.get("label", job["variant"]), "clients": run["clients"], "heads": run["heads"],
             "engine": trainer.engine.name if trainer else "loop",
             "img_s": round(images / seconds, 1), "rss_before_steps_mib": round(rss_before, 1),
-            "peak_rss_mib": round(peak, 1), "step_rss_mib": round(peak - rss_before, 1),
+            "peak_rss_mib": round(peak_rss, 1), "step_rss_mib": round(peak_rss - rss_before, 1),
             "gpu_max_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
             "device": str(fed.device), "threads": torch.get_num_threads(), "architecture": run["architecture"],
             "channels_last": run["channels_last"], "compile": run["compile"],
             "batch_private": run["batch_private"], "batch_public": run["batch_public"], "topology": run["topology"],
-            "late_s": None if late_s is None else round(max(0.0, late_s), 3)}
+            "late_s": None if late_s is None else round(max(0.0, late_s), 3), "precision": run["precision"],
+            "gflop_per_step": None if flops is None else round(flops / 1e9, 4),
+            "gflops": None if flops is None else round(flops * job["steps"] / seconds / 1e9, 2)}
+
+
+def step_flops(step) -> int:
+    """The floating-point operations of one more step (forward, backward and the distillation's matrix
+    products; convolutions and matmuls, as torch.utils.flop_counter counts them: 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+PEAK_N, QUICK_PEAK_N = 2048, 1024  # the square GEMM that measures the machine's peak
+
+
+def peak(job: dict) -> dict:
+    """The machine's measured peak in this precision and thread count: GFLOP/s of a large square GEMM
+    (fp32 x fp32, or bf16 x bf16 as bf16 autocast feeds convolutions and matmuls), the best of `steps`."""
+    n = job.get("n", PEAK_N)
+    dtype = torch.bfloat16 if job["precision"] == "bf16" else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
+    a @ b  # warm-up: the kernel chosen, the caches filled
+    best = float("inf")
+    for _ in range(max(1, job["steps"] // 4)):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return {"variant": "peak", "precision": job["precision"], "threads": torch.get_num_threads(), "n": n,
+            "gflops": round(2 * n**3 / best / 1e9, 2)}
 
 
 def isolated(jobs: list[dict], report=None) -> list[dict]:
@@ -244,40 +282,80 @@ def relative_spread(values: list[float]) -> float:
     return round((max(values) - min(values)) / mid, 3) if mid else 0.0
 
 
-def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto",
-          threads: int = 0, rounds: int | None = None) -> dict:
-    """The variants measured in interleaved rounds (mhd, plain, naive, mhd, ...), each measurement in a
-    fresh process: a machine that slows down for a while slows every variant alike. Throughputs are
-    the medians over rounds, the ratios the medians of each round's ratio; `spread` is (max - min) /
-    median over rounds, with a warning where it exceeds 10 %. --quick: fewer rounds and steps, the
-    same method."""
-    heads = max(1, mconfig.load_any(config_path)["run"]["heads"])
-    steps, warmup = (8, 2) if quick else (30, 5)
-    rounds = rounds or (QUICK_ROUNDS if quick else ROUNDS)
-    base = {"config": config_path, "overrides": {"method": "mhd", "heads": heads}, "device": device,
-            "threads": threads, "warmup": warmup, "steps": steps}
-    rows = isolated([{**base, "variant": v} for _ in range(rounds) for v in VARIANTS])
+PRECISIONS = ("fp32", "bf16")
+
+
+def _variants(rows: list[dict], rounds: int) -> dict:
+    """One precision's rows: each variant's median images per second, the ratios, spreads and memory, and
+    the roofline (GFLOP per step counted, GFLOP/s achieved, the GEMM peak, the fraction of it)."""
     by = {v: [r for r in rows if r["variant"] == v] for v in VARIANTS}
     speed = {v: [r["img_s"] for r in by[v]] for v in VARIANTS}
     ratios = {f"vs_{v}": [m / o for m, o in zip(speed["trainer"], speed[v])] for v in ("naive", "plain")}
     spread = {name: relative_spread(values) for name, values in {**{"mhd" if v == "trainer" else v: speed[v] for v in VARIANTS},
                                                          **ratios}.items()}
-    warnings = [f"{name}: spread {value:.0%} over {rounds} rounds (> {SPREAD_WARNING:.0%}); the machine was busy, "
-                f"measure again" for name, value in spread.items() if value > SPREAD_WARNING]
-    for line in warnings:
-        print(f"mhd bench: warning: {line}", file=sys.stderr)
     t = by["trainer"][0]
     gpu = t["gpu_max_allocated_mib"] is not None
     memory = {v: statistics.median(r["gpu_max_allocated_mib"] if gpu else r["step_rss_mib"] for r in by[v])
               for v in VARIANTS}
-    return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",
-                                 "batch_public", "architecture", "topology")},
-            "steps_timed": steps, "rounds": rounds,
-            "mhd_img_s": round(statistics.median(speed["trainer"]), 1),
+    peaks = [r["gflops"] for r in rows if r["variant"] == "peak"]
+    top = statistics.median(peaks) if peaks else None
+    roofline = {"peak_gflops": top, "peak_spread": relative_spread(peaks) if peaks else None}
+    for name, v in (("mhd", "trainer"), ("plain", "plain")):
+        achieved = statistics.median(r["gflops"] for r in by[v])
+        roofline[f"{name}_gflop_per_step"] = by[v][0]["gflop_per_step"]
+        roofline[f"{name}_gflops"] = round(achieved, 2)
+        roofline[f"{name}_fraction_of_peak"] = round(achieved / top, 3) if top else None
+    return {"mhd_img_s": round(statistics.median(speed["trainer"]), 1),
             "naive_img_s": round(statistics.median(speed["naive"]), 1),
             "plain_img_s": round(statistics.median(speed["plain"]), 1),
             **{name: round(statistics.median(values), 3) for name, values in ratios.items()},
-            "spread": spread, "warnings": warnings,
+            "spread": spread, "roofline": roofline,
             # peak memory of each variant's steps: GPU max allocated, or the CPU resident memory they add
             "memory": "gpu_max_allocated_mib" if gpu else "step_rss_mib",
             **{f"{name}_memory_mib": memory[v] for name, v in (("mhd", "trainer"), ("naive", "naive"), ("plain", "plain"))}}
+
+
+def bench(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto",
+          threads: int = 0, rounds: int | None = None, precisions: tuple[str, ...] = PRECISIONS) -> dict:
+    """The variants measured in interleaved rounds (mhd, plain, naive, mhd, ...), in each precision of
+    `precisions`, each measurement in a fresh process: a machine that slows down for a while slows every
+    variant alike. Throughputs are the medians over rounds, the ratios the medians of each round's ratio;
+    `spread` is (max - min) / median over rounds, with a warning where it exceeds 10 %. Per precision also
+    the roofline: the step's GFLOP counted, the GFLOP/s achieved, and the peak of a large GEMM in the same
+    precision and threads. The top-level numbers are the config's own precision's (resolved for this
+    machine), or the first measured. --quick: fewer rounds and steps, the same method."""
+    from ..learning import precision
+
+    cfg = mconfig.load_any(config_path)
+    heads = max(1, cfg["run"]["heads"])
+    steps, warmup = (8, 2) if quick else (30, 5)
+    rounds = rounds or (QUICK_ROUNDS if quick else ROUNDS)
+    base = {"config": config_path, "device": device, "threads": threads, "warmup": warmup, "steps": steps,
+            "flops": True}
+    jobs = []
+    for _ in range(rounds):
+        for p in precisions:
+            jobs += [{**base, "variant": v, "overrides": {"method": "mhd", "heads": heads, "precision": p}}
+                     for v in VARIANTS]
+            jobs.append({**base, "variant": "peak", "precision": p, "n": QUICK_PEAK_N if quick else PEAK_N})
+    rows = isolated(jobs)
+    per = {p: _variants([r for r in rows if r["precision"] == p], rounds) for p in precisions}
+    own = precision.resolve(cfg["run"]["precision"], cfg["run"]["device"] if device == "auto" else device)
+    top = own if own in per else precisions[0]
+    warnings = [f"{p} {name}: spread {value:.0%} over {rounds} rounds (> {SPREAD_WARNING:.0%}); the machine was busy, "
+                f"measure again" for p in precisions for name, value in per[p]["spread"].items() if value > SPREAD_WARNING]
+    out = {}
+    if set(precisions) >= {"fp32", "bf16"}:  # the trainer's and plain training's speed-up, per round
+        trainer = {p: [r["img_s"] for r in rows if r["precision"] == p and r["variant"] == "trainer"] for p in precisions}
+        plain = {p: [r["img_s"] for r in rows if r["precision"] == p and r["variant"] == "plain"] for p in precisions}
+        ups = {"mhd": [b / f for b, f in zip(trainer["bf16"], trainer["fp32"])],
+               "plain": [b / f for b, f in zip(plain["bf16"], plain["fp32"])]}
+        out["bf16_over_fp32"] = {**{k: round(statistics.median(v), 3) for k, v in ups.items()},
+                                 "spread": {k: relative_spread(v) for k, v in ups.items()}}
+    for line in warnings:
+        print(f"mhd bench: warning: {line}", file=sys.stderr)
+    t = next(r for r in rows if r["variant"] == "trainer" and r["precision"] == top)
+    return {**{k: t[k] for k in ("device", "engine", "channels_last", "threads", "clients", "heads", "batch_private",
+                                 "batch_public", "architecture", "topology")},
+            "steps_timed": steps, "rounds": rounds, "precision": top, "native_bf16": precision.native_bf16(t["device"].split(":")[0]),
+            **per[top], "precisions": per, **out, "warnings": warnings}

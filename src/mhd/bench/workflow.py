@@ -151,6 +151,7 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
         if not p.is_file():
             raise MHDError(f"--configfile {p}: no such file")
     prepare_work(work)  # before torch's import: a refused folder is a message at once
+    from ..learning.precision import resolve
     from .throughput import bench, concurrent, relative_spread
 
     prepared = repo / "data" / "prepared"
@@ -165,8 +166,10 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
              f"{slots} processes side by side, {rounds} rounds")
     with contextlib.chdir(work):  # the bench reads the work folder's data/prepared
         config = str(_merged_config(repo, overlays, work))
-        throughput = bench(config, threads=1, rounds=rounds)
-        heads = max(1, mconfig.load_any(config)["run"]["heads"])
+        run = mconfig.load_any(config)["run"]
+        own = resolve(run["precision"], run["device"])  # the precision the workflow's runs compute in
+        throughput = bench(config, threads=1, rounds=rounds, precisions=(own,))
+        heads = max(1, run["heads"])
         side_job = {"config": config, "overrides": {"method": "mhd", "heads": heads}, "device": "auto",
                     "threads": 1, "warmup": 5, "steps": SIDE_BY_SIDE_STEPS, "variant": "trainer"}
         before = concurrent(side_job, slots, rounds)
@@ -200,6 +203,7 @@ def bench_workflow(cores: int = 8, configfiles: list[str] = (), work: str | Path
         "runs": len(runs), "images_trained": images,
         "wall_s": round(wall, 2), "snakemake_elapsed_s": _elapsed(text), "cpu_s": round(cpu_s, 1),
         "bench_mhd_img_s": throughput["mhd_img_s"], "bench_spread": throughput["spread"]["mhd"],
+        "precision": own,
         "side_by_side_img_s": side_by_side["img_s"], "side_by_side_processes": slots,
         "side_by_side_spread": side_by_side["spread"],
         "side_by_side_before_img_s": before["img_s"], "side_by_side_after_img_s": after["img_s"],

@@ -10,7 +10,7 @@ import torch
 
 
 @torch.no_grad()
-def predict(model, x_uint8: torch.Tensor, normalise, batch: int = 100, autocast=None) -> torch.Tensor:
+def predict(model, x_uint8: torch.Tensor, normalise, batch: int = 100) -> torch.Tensor:
     """Logits T x K x C (float32) of every head on the test images. Batches of 100: on the 2-core CPU
     twice the images per second of batches of 250, which had 3x those of 1000 (their activations stay
     in cache); the same logits to the bit on the default CNN (measured on trained models, 2000 test
@@ -20,8 +20,7 @@ def predict(model, x_uint8: torch.Tensor, normalise, batch: int = 100, autocast=
     out = []
     for start in range(0, len(x_uint8), batch):
         x = normalise(x_uint8[start:start + batch])
-        with autocast() if autocast else torch.autocast("cpu", enabled=False):
-            out.append(model(x)[1].float())
+        out.append(model(x)[1].float())  # in fp32 under either precision (learning/precision.py)
     model.train(was_training)
     return torch.cat(out)
 
@@ -59,7 +58,7 @@ def evaluate(trainer) -> list[list]:
     for i in range(fed.clients):
         m = method.model_of(i)
         if m not in logits_of:
-            logits_of[m] = predict(trainer.models[m], fed.test_x, fed.data.normalise, autocast=trainer.autocast)
+            logits_of[m] = predict(trainer.models[m], fed.test_x, fed.data.normalise)
         out += rows(trainer.step, i, logits_of[m], fed.test_y, fed.private_dist_NxC[i], fed.classes)
         sent = method.bytes_sent(run, trainer.step, trainer.models[m], fed.out_degree[i], fed.classes)
         out.append([trainer.step, i, "-", "bytes_sent", float(sent)])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data import files, provenance
 from ..errors import ConfigError
-from . import checkpoint, methods
+from . import checkpoint, methods, precision
 from .evaluation import evaluate
 from .federation import Federation
 from .trainer import Trainer
@@ -153,6 +153,9 @@ def _record(run, fed, trainer, prepared, split_dir, graph_dir, start, wall, eval
                    "paths": {"prepared": str(prepared), "split": str(split_dir), "graph": str(graph_dir)}},
         "versions": provenance.versions(), "code": provenance.code_version(),
         "device": provenance.device_info(fed.device), "engine": trainer.engine.name,
+        # the precision the run computed in (also in `run`), and whether this device computes it natively
+        "precision": {"computed_in": run["precision"],
+                      "native": precision.native_bf16(fed.device.type) if run["precision"] == "bf16" else True},
         "wall_time_s": round(wall, 3), "steps_this_call": steps_done, "resumed_from_step": start,
         "images_per_s": round(steps_done * images_per_step / wall, 1) if wall > 0 and steps_done else None,
         # what the workflow benchmark adds up: images trained per step, and the part of wall_time_s spent

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TrainingError
-from . import budget, losses, methods, sgd
+from . import budget, losses, methods, precision, sgd
 from .engine import Engine
 from .federation import Federation
 from .models import MultiHead
@@ -32,11 +32,6 @@ def lr_at(step: int, run: dict) -> float:
     if step < warm:
         return base * (step + 1) / warm
     return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on `device` when enabled (on CUDA by default; the tests switch it on for the CPU)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def build_projections(run: dict, models: nn.ModuleList, senders_aux_NxJ: torch.Tensor) -> nn.ModuleList:
@@ -90,7 +85,7 @@ class Trainer:
         self.method = methods.get(run["method"])
         self.uses_public = methods.uses_public(run)
         self.device = federation.device
-        self.amp = self.device.type == "cuda"  # bf16 autocast (tests switch it on for the CPU too)
+        self.precision_name = run["precision"]  # fp32 or bf16 (resolved when planned: learning/precision.py)
         archs = self.method.client_models(methods.architectures(run))
         in_ch, size = federation.image_shape
         budget.check(run, archs, in_ch, size, federation.classes, self.device)  # before the seed: draws nothing after it
@@ -117,7 +112,7 @@ class Trainer:
         self.nonfinite_step = torch.tensor(-1, device=self.device)
 
     def autocast(self):
-        return autocast(self.device, self.amp)
+        return precision.autocast(self.device, self.precision_name)
 
     def train_step(self) -> None:
         r, t, fed = self.run, self.step, self.fed
