@@ -202,6 +202,10 @@ def cmd_claims(args) -> None:
     table = summary.read(args.summary, f"--summary {args.summary}", args.runs)
     summary.check(table, f"--summary {args.summary}", [Path(d).name for d in args.runs] if args.runs else None)
     defaults = _params(args.defaults, "--defaults")
+    if isinstance(defaults.get("precision"), str) and isinstance(defaults.get("device"), str):
+        from .learning import precision  # `auto` as the runs carry it, resolved on this machine as when planned
+
+        defaults["precision"] = precision.resolve(defaults["precision"], defaults["device"])
     try:
         checked = claims.check(table, defaults)
     except KeyError as exc:
