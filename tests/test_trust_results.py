@@ -275,3 +275,21 @@ def test_the_readme_retrain_after_a_code_edit_retrains(repo, tiny_idx, tmp_path)
         assert record["resumed_from_step"] == 0 and record["steps_this_call"] == record["run"]["steps"]
         assert record["code"]["sha256"] != json.loads(before[path])["code"]["sha256"]
         assert (path.parent / "metrics.csv").read_bytes() == metrics[path]  # a comment changes no number
+
+
+def test_claims_find_the_default_runs_when_the_defaults_say_precision_auto(summary_csv, tmp_path, monkeypatch):
+    """The config's `run` says `precision: auto`; its runs carry the precision it resolved to when planned:
+    mhd claims resolves the defaults the same way, or it would find no default run and measure nothing."""
+    from conftest import REPO
+
+    from mhd.learning import precision
+
+    monkeypatch.setattr(precision, "cpu_native_bf16", lambda: False)  # auto is fp32 here, as the runs are
+    out = {}
+    for name in ("fp32", "auto"):
+        defaults = {**make_run(REPO, heads=2), "precision": name, "device": "cpu"}
+        assert main(["claims", "--summary", str(summary_csv), "--defaults", json.dumps(defaults),
+                     "--out", str(tmp_path / name)]) == 0
+        out[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    assert out["auto"].effect.notna().any(), "no claim measured: the default runs were not found"
+    pd.testing.assert_frame_equal(out["auto"], out["fp32"])
