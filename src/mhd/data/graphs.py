@@ -15,8 +15,9 @@ from ..errors import ConfigError, DataError
 TOPOLOGIES = ("complete", "ring", "chain", "star", "islands", "regular")
 _MAX_TRIES = 1000  # rejection sampling of random regular graphs; fails only for near-impossible asks
 # The most edges a graph may have. The graph job holds every edge as Python tuples in a list and a set
-# (about 200 bytes an edge: 1,000,000 edges take about 200 MB, 30,000 clients on a complete graph, 9 x 10^8
-# edges, would take 180 GB), edges.csv gets a line per edge, and hops_to walks all of them for every client.
+# (graphs.make's peak, tracemalloc, a complete graph of 700 clients: 136 MB for 489,300 edges, about 280
+# bytes an edge: 1,000,000 edges take about 280 MB; 30,000 clients on a complete graph, 9 x 10^8 edges, 250 GB),
+# edges.csv gets a line per edge, and hops_to walks all of them for every client.
 # A complete graph of 1,000 clients has 999,000 edges.
 MAX_EDGES = 1_000_000
 
