@@ -215,8 +215,8 @@ def all_figures(wildcards=None):
 def cancel_pending_timers():
     """profiles/default sets max-jobs-per-timespan to 1000/60s: each pass of Snakemake's scheduler arms a
     re-evaluation timer of that timespan, and every job that ends starts one more such chain, so at the
-    default 100/1s, 20 minutes into a default run, the Snakemake process held 146 threads and had used 28 %
-    of a core, half of it system time (docs/performance.md). A job ending wakes it anyway. The Snakefile's
+    default 100/1s the chains of timers grow with the jobs done and take a share of a core
+    (docs/performance.md). A job ending wakes the scheduler anyway. The Snakefile's
     onsuccess and onerror handlers call this: the timers still pending are cancelled, so that Snakemake
     exits at once instead of waiting up to a timespan for them."""
     import threading

@@ -16,16 +16,14 @@ deleted), from an empty results/:
 The ideal is the time the images the runs trained would take at the trainer's throughput on the same
 cores: images / (the side-by-side throughput, the median of the rounds before and after the workflow).
 `wall_over_ideal` is the wall time over it: 1 would be a workflow that costs nothing beyond its
-trainer's steps. The machine's speed drifts (on the 2-core machine of this project the MHD runs of one
-workflow ran at 4200-6200 images per second each, at commit c70913b), so the rounds bracket the timed
-workflow, and a warning says when their medians before and after differ by more than 10 %.
+trainer's steps. A machine's speed drifts over a workflow's length (docs/performance.md), so the rounds
+bracket the timed workflow, and a warning says when their medians before and after differ by more than 10 %.
 `wall_over_steps` is drift-free but says less: the wall time over the step loops' own time inside the
 workflow, spread over the cores (what the workflow adds around the steps: start-up, evaluation,
 scheduling, idle cores). `wall_over_ideal_linear` divides by one process's throughput times the cores
-instead, the ideal of a machine whose cores share nothing (on the 2-core machine the two agreed within
-5 % at commit c5a97e6: 7923 img/s side by side against 2 x 3790). The bench measures the config's MHD
-setting; runs that cost more per image make the ideal a little shorter than theirs (at c70913b the
-median isolated, FedAvg and centralized runs trained 7-9 % fewer images per second than MHD H = 3).
+instead, the ideal of a machine whose cores share nothing. The bench measures the config's MHD
+setting; runs that cost more per image than it (isolated, FedAvg, centralized) make the ideal a little
+shorter than theirs.
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ from ..errors import MHDError
 CLEARED = ("results", "figures", "logs", ".snakemake")  # what "from an empty results/" removes
 # written by the bench in a work folder it makes: the only folders whose CLEARED folders it deletes
 MARKER = ".mhd-bench-work"
-SIDE_BY_SIDE_STEPS = 200  # timed steps per process side by side (~10-15 s on a 2-core CPU): they overlap throughout
+SIDE_BY_SIDE_STEPS = 200  # timed steps per process side by side: enough that the processes overlap throughout
 DRIFT_WARNING = 0.10  # side-by-side medians before and after the workflow further apart than this: the machine changed
 
 

@@ -11,10 +11,9 @@ import torch
 
 @torch.no_grad()
 def predict(model, x_uint8: torch.Tensor, normalise, batch: int = 100) -> torch.Tensor:
-    """Logits T x K x C (float32) of every head on the test images. Batches of 100: on the 2-core CPU
-    twice the images per second of batches of 250, which had 3x those of 1000 (their activations stay
-    in cache); the same logits to the bit on the default CNN (measured on trained models, 2000 test
-    images and the whole test split)."""
+    """Logits T x K x C (float32) of every head on the test images. Batches are small so that their
+    activations stay in the CPU's cache (docs/performance.md); the batch size does not change the
+    logits of the default CNN."""
     was_training = model.training
     model.eval()
     out = []

@@ -1,8 +1,7 @@
 """SGD with momentum (Nesterov or heavy-ball) and weight decay on the CPU: the update of
 torch.optim.SGD to the bit (its per-tensor path, the one it takes for CPU tensors), without
 torch.optim. torch.optim's `add_param_group` and `step` import torch._dynamo on their first call,
-and with it sympy: 1 s of the 3.6 s a default run spent outside its step loop on the 2-core CPU
-(`python -X importtime`; docs/performance.md), paid once per training job. State dicts have
+and with it sympy, a cost every training job would pay at start-up (docs/performance.md). State dicts have
 torch.optim.SGD's layout, so checkpoints of either load in the other (tests/test_sgd.py).
 
 On other devices `make` gives torch.optim.SGD, which there steps all tensors with one multi-tensor
