@@ -56,7 +56,7 @@ def test_names_and_paths_with_shell_characters_stay_words(repo, tiny_idx, tmp_pa
     data = tiny_overlay(tmp_path, odd, experiments={"v1.0": {"figure": "graphs", "train": False}})
     res = snakemake(repo, tmp_path / "w2", "all_figures", configfiles=[repo / "config" / "smoke.yaml", data])
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (tmp_path / "w2" / "figures" / "v1.0.png").exists()  # a '.' in a name is matched literally
+    assert (tmp_path / "w2" / "figures" / "smoke" / "v1.0.png").exists()  # a '.' in a name is matched literally
     assert not list(tmp_path.rglob("PWNED"))
 
 

@@ -48,7 +48,8 @@ def start_snakemake(repo, workdir, *args, configfiles=(), cores=2):
 
 
 def tiny_overlay(tmp_path, tiny_idx, **extra):
-    overlay = {"dataset": {"root": str(tiny_idx), "verify": False, "download": False}, **extra}
+    """The tiny dataset laid over a config; it names the smoke study (the last overlay names the study)."""
+    overlay = {"study": "smoke", "dataset": {"root": str(tiny_idx), "verify": False, "download": False}, **extra}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(overlay))
     return path
@@ -123,9 +124,10 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     before_teacher_precision = "".join(r for r in mhd_rows if ",teacher_precision," not in r)
     assert hashlib.sha256(before_teacher_precision.encode()).hexdigest() == (
         "c8ac20923f4757260e698d256c375e60a073d8e694beaf8850d07fd7327b7979")
-    figures = sorted(p.name for p in (work / "figures").iterdir())
+    figures = sorted(p.name for p in (work / "figures" / "smoke").iterdir())  # the smoke study's own
     assert figures == [f"{e}.{x}" for e in ("engine", "graphs", "labels") for x in ("pdf", "png")]
-    assert (work / "results" / "summary.csv").exists()
+    assert (work / "results" / "studies" / "smoke" / "summary.csv").exists()
+    assert not (work / "results" / "summary.csv").exists() and not list((work / "figures").glob("*.png"))
     assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
     stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
     assert "public,0,15" in stats
@@ -134,6 +136,18 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     assert (work / "report.html").stat().st_size > 100_000
     again = snakemake(repo, work, "-n", "all_figures", "all_runs", configfiles=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a second study in the same checkout: its own summary, claims and figures; the runs it shares with
+    # the smoke study are not trained again, and nothing of the smoke study is rewritten
+    smoke_files = {p: p.stat().st_mtime_ns for d in ("results", "figures") for p in (work / d).rglob("*") if p.is_file()}
+    other = tmp_path / "other-study.yaml"
+    other.write_text(yaml.safe_dump({"experiments": {"again": {"figure": "learning_curves", "rows": [
+        {"method": "isolated", "topology": "ring"}, {"method": "mhd", "heads": 3, "topology": "ring"}]}}}))
+    second = snakemake(repo, work, "all_figures", configfiles=[*configs, other])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "rule train:" not in second.stdout + second.stderr
+    assert {p: p.stat().st_mtime_ns for p in smoke_files} == smoke_files, "the second study rewrote a file"
+    assert (work / "figures" / "other-study" / "again.png").exists()  # an overlay's study: its file's stem
+    assert (work / "results" / "studies" / "other-study" / "claims.md").exists()
 
 
 def test_bad_config_stops_before_any_job(repo, tiny_idx, tmp_path):
@@ -179,6 +193,7 @@ def test_dvc_round_trip(repo, tiny_idx, tmp_path):
     from mhd.config import merge
     cfg = merge(merge(base, smoke), yaml.safe_load(tiny_overlay(tmp_path, tiny_idx).read_text()))
     cfg["run"]["topology"] = "ring"  # the smoke runs' graph: they are then the default run that metrics.json reads
+    cfg["study"] = "default"  # the study dvc.yaml tracks (results/summary.csv, results/metrics.json)
     (proj / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     git = "git -c user.email=t@example.invalid -c user.name=t"
     run(f"{git} init -q && {git} add -A && {git} commit -qm init", proj)
@@ -265,13 +280,13 @@ def test_an_experiment_in_the_config_yields_its_figure_without_editing_a_rule(re
     assert res.returncode == 0, res.stderr[-3000:]
     for name in EVERY_KIND:
         for ext in ("png", "pdf"):
-            assert (work / "figures" / f"{name}.{ext}").stat().st_size > 5000, f"{name}.{ext}"
-    summary = (work / "results" / "summary.csv").read_text().splitlines()
+            assert (work / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 5000, f"{name}.{ext}"
+    summary = (work / "results" / "studies" / "smoke" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,step,client,head,") and "tau" in summary[0].split(",")
     assert "converged" in summary[0].split(",")
-    claims = (work / "results" / "claims.md").read_text()
+    claims = (work / "results" / "studies" / "smoke" / "claims.md").read_text()
     assert "1. MHD lifts shared accuracy" in claims and "Runs that have not converged" in claims
-    table = run([sys.executable, "-m", "mhd", "table", "--spec", "results/experiments/skews.json", "--where",
+    table = run([sys.executable, "-m", "mhd", "table", "--spec", "results/studies/smoke/experiments/skews.json", "--where",
                  "skew=100.0"], work).splitlines()
     assert table[0].startswith("| method | seeds | head 0 |") and table[2].startswith("| isolated | 1 | 0.")
     assert table[3].startswith("| mhd (H=3) | 1 |") and len(table) == 4
@@ -348,7 +363,7 @@ def test_workflow_bench_times_all_figures_against_the_trainer(repo, tiny_idx, tm
     result = json.loads(capsys.readouterr().out)
     assert result == json.loads(out.read_text())
     assert not (work / "results" / "stale.txt").exists()  # from an empty results/
-    assert sorted(p.name for p in (work / "figures").glob("*.png")) == ["engine.png", "graphs.png", "labels.png"]
+    assert sorted(p.name for p in (work / "figures" / "smoke").glob("*.png")) == ["engine.png", "graphs.png", "labels.png"]
     # smoke: 4 clients, 16 private + 16 public images per client per step, 12 steps; isolated uses no public batch
     assert result["runs"] == 2 and result["images_trained"] == 12 * (4 * 16) + 12 * (4 * 16 + 4 * 16)
     slots = min(2, result["cpus"])

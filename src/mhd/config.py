@@ -296,7 +296,11 @@ def templated(config: dict) -> bool:
 
 
 def merge_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> dict:
-    """config/config.yaml with each --configfile merged over it, not yet validated."""
+    """config/config.yaml with each --configfile merged over it, not yet validated. The last overlay
+    names the study: the `study` it sets, else its file's stem (study.of_overlay), so that an overlay
+    never writes over another study's outputs, whatever it was laid over."""
+    from . import study
+
     config = read_yaml(base_path)
     for path in overlay_paths:
         overlay = read_yaml(path)
@@ -305,6 +309,8 @@ def merge_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -
                               f"such a file when it loads it, so treat it as code; this project reads plain YAML "
                               f"configs only: remove __use_yte__ and write the values out")
         config = merge(config, overlay)
+    if overlay_paths and not (isinstance(overlay, dict) and "study" in overlay):
+        config["study"] = study.of_overlay(overlay_paths[-1])
     return config
 
 

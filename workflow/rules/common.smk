@@ -9,6 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from mhd import config as mconfig
+from mhd import study as mstudy
 from mhd.errors import MHDError
 from mhd.checks import swept_key
 from mhd.data.files import write_json
@@ -29,6 +30,11 @@ except MHDError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
 config.update(CONFIG)
+
+# This config's study: where its summary, claims, specs, figures and logs go (src/mhd/study.py). Runs,
+# data and train logs are shared by every study.
+STUDY = CONFIG.get("study", mstudy.DEFAULT)
+RESULTS, FIGURES, LOGS = mstudy.results(STUDY), mstudy.figures(STUDY), mstudy.logs(STUDY)
 
 DATASET = CONFIG["dataset"]["name"]
 
@@ -208,8 +214,8 @@ CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _REFE
 
 
 def all_figures(wildcards=None):
-    trained = ["results/summary.csv", "results/claims.md"] if TRAINED else []
-    return [f"figures/{name}.png" for name in sorted(FIGURED)] + trained
+    trained = [f"{RESULTS}/summary.csv", f"{RESULTS}/claims.md"] if TRAINED else []
+    return [f"{FIGURES}/{name}.png" for name in sorted(FIGURED)] + trained
 
 
 def cancel_pending_timers():

@@ -5,9 +5,9 @@ from mhd.report.captions import rst_text
 rule experiment_spec:
     # in a thread of the Snakemake process (a localrule; profiles/default: force-use-threads): no start-up per experiment
     output:
-        "results/experiments/{experiment}.json",
+        f"{RESULTS}/experiments/{{experiment}}.json",
     log:
-        "logs/experiment_spec/{experiment}.log",
+        f"{LOGS}/experiment_spec/{{experiment}}.log",
     params:
         spec=lambda wc: json.dumps(experiment_spec(wc), sort_keys=True),
     run:
@@ -22,18 +22,18 @@ for _kind in sorted(set(FIGURED.values())):
             f"figure_{_kind}"
         input:
             figure_inputs,
-            spec="results/experiments/{experiment}.json",
+            spec=f"{RESULTS}/experiments/{{experiment}}.json",
         output:
             png=report(
-                "figures/{experiment}.png",
+                f"{FIGURES}/{{experiment}}.png",
                 caption=f"../report/{_kind}.rst",
                 category="Data" if _kind in DATA_KINDS else "Results",
                 subcategory=_kind.replace("_", " "),
                 labels={"experiment": "{experiment}"},
             ),
-            pdf="figures/{experiment}.pdf",
+            pdf=f"{FIGURES}/{{experiment}}.pdf",
         log:
-            "logs/figure/{experiment}.log",
+            f"{LOGS}/figure/{{experiment}}.log",
         wildcard_constraints:
             experiment="|".join(re.escape(e) for e in sorted(e for e, k in FIGURED.items() if k == _kind)),
         localrule: True
@@ -54,11 +54,11 @@ rule summary:
         specs=[m.replace("metrics.csv", "run.yaml") for m in all_runs()],
         records=[m.replace("metrics.csv", "run.json") for m in all_runs()],
     output:
-        csv="results/summary.csv",
+        csv=f"{RESULTS}/summary.csv",
         # the summary's sha256 and each run's metrics hash: mhd claims checks the summary against both
-        record="results/summary.json",
+        record=f"{RESULTS}/summary.json",
     log:
-        "logs/summary.log",
+        f"{LOGS}/summary.log",
     conda:
         "../envs/mhd.yaml"
     params:
@@ -71,17 +71,17 @@ rule summary:
 # they differ from the converged reference run's (docs/claims-reference.csv, from config/reference.yaml).
 rule claims:
     input:
-        summary="results/summary.csv",
-        record="results/summary.json",
+        summary=f"{RESULTS}/summary.csv",
+        record=f"{RESULTS}/summary.json",
         reference=CLAIMS_REFERENCE_FILE,
     output:
-        csv="results/claims.csv",
-        md="results/claims.md",
-        # what DVC shows (dvc.yaml: metrics, plots)
-        metrics="results/metrics.json",
-        curves=directory("results/curves"),
+        csv=f"{RESULTS}/claims.csv",
+        md=f"{RESULTS}/claims.md",
+        # what DVC shows (dvc.yaml: metrics, plots; the default study's)
+        metrics=f"{RESULTS}/metrics.json",
+        curves=directory(f"{RESULTS}/curves"),
     log:
-        "logs/claims.log",
+        f"{LOGS}/claims.log",
     conda:
         "../envs/mhd.yaml"
     params:
