@@ -133,3 +133,20 @@ def test_a_key_the_method_cannot_use_is_refused_not_ignored(base, row, message):
     cfg["experiments"] = {"e": {"rows": [row]}}
     with pytest.raises(ConfigError, match=message):
         mconfig.validate(cfg, "test.yaml")
+
+
+def test_a_figure_that_would_pool_runs_is_refused_naming_the_key(repo):
+    """An ablation over two keys draws one of them: the other's values would be averaged into one bar."""
+    base = mconfig.load(repo / "config" / "config.yaml")
+    two = {"figure": "ablation", "grid": {"tau": [1.0, 2.0], "nu_aux": [0.5, 1.0], "seed": [0, 1]}}
+    with pytest.raises(ConfigError, match=r"experiments\.two .*tells runs apart by method, heads, tau .*nu_aux \(0\.5, 1\.0\)"):
+        mconfig.validate({**base, "experiments": {"two": two}}, "my.yaml")
+    # drawn, or averaged by design: accepted
+    mconfig.validate({**base, "experiments": {"two": {**two, "x": "nu_aux", "grid": {"nu_aux": [0.5, 1.0], "seed": [0, 1]}}}})
+    per_head = {"figure": "per_head", "rows": [{"method": "mhd"}, {"method": "mhd", "include_self": False}]}
+    mconfig.validate({**base, "experiments": {"heads": per_head}}, "my.yaml")  # per_head tells include_self apart
+    topo = {"figure": "topologies", "rows": [{"method": "mhd", "topology": "ring"}, {"method": "mhd", "tau": 2.0}]}
+    mconfig.validate({**base, "experiments": {"t": topo}}, "my.yaml")
+    topo["rows"].append({"method": "mhd", "topology": "ring", "lr": 0.05})
+    with pytest.raises(ConfigError, match=r"experiments\.t .*lr \(0\.01, 0\.05\)"):
+        mconfig.validate({**base, "experiments": {"t": topo}}, "my.yaml")

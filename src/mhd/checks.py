@@ -99,6 +99,34 @@ def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[
     return problems
 
 
+def pooled(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
+    """Each training figure tells its runs apart: runs that agree in every key the figure draws
+    (kinds.DRAWN, and a swept kind's `x`) differ in nothing but their seeds. Otherwise the figure would
+    average, say, two `nu_aux` values into one error bar without saying so."""
+    problems = []
+    for name, exp in config["experiments"].items():
+        kind = exp.get("figure")
+        if kind not in kinds.DRAWN or not exp.get("train", True):
+            continue
+        drawn = (*kinds.DRAWN[kind], *([swept_key(exp)] if kind in SWEPT_KINDS and swept_key(exp) else []))
+        groups: dict[tuple, list[dict]] = {}
+        for r in runs[name]:
+            groups.setdefault(tuple(repr(r[k]) for k in drawn), []).append(r)
+        varying: dict[str, set] = {}
+        for group in groups.values():
+            for key in group[0]:
+                if key not in SEED_KEYS and key not in drawn and len({repr(r[key]) for r in group}) > 1:
+                    varying.setdefault(key, set()).update(repr(r[key]) for r in group)
+        if varying:
+            keys = ", ".join(f"{k} ({', '.join(sorted(v))})" for k, v in sorted(varying.items()))
+            problems.append(f"experiments.{name} (in {source}): its {kind} figure tells runs apart by "
+                            f"{', '.join(drawn)} and averages over {', '.join(SEED_KEYS)}, but runs that agree in "
+                            f"those also differ in {keys}: they would be pooled into one mark; allowed: one value "
+                            f"of each such key per experiment (a separate experiment per value), or the key as "
+                            f"the figure's `x` (sweep, ablation)")
+    return problems
+
+
 def public_set(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
     """Every run's public_fraction leaves a public image of every class. Known when the config is read
     for a named dataset that is verified (its training split has the official size); otherwise the split

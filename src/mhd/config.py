@@ -112,7 +112,8 @@ def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     runs = expand(config, source)  # rows and grids must also give valid runs
-    problems = checks.figures_fit(config, runs, source) + checks.public_set(config, runs, source)
+    problems = checks.figures_fit(config, runs, source) + checks.pooled(config, runs, source) + \
+        checks.public_set(config, runs, source)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config, runs

@@ -73,7 +73,7 @@ def learning_curves(table: pd.DataFrame, spec: dict, out: Path) -> None:
 def per_head(table: pd.DataFrame, spec: dict, out: Path) -> None:
     t = summary.heads_at_last_step(table, auxiliary_only=True).copy()
     t["head index"] = t["head"].astype(int)
-    t["H"] = "H = " + t["heads"].astype(str)
+    t["H"] = "H = " + t["heads"].astype(str) + np.where(t["include_self"].astype(bool), "", ", without include_self")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, title in ((axes[0], "shared_acc", "shared accuracy"), (axes[1], "private_acc", "private accuracy")):
         sns.pointplot(t, x="head index", y=metric, hue="H", errorbar=ERR, dodge=0.3, ax=ax, legend=ax is axes[0])

@@ -8,6 +8,22 @@ TRAINING_KINDS = ("learning_curves", "per_head", "sweep", "ablation", "topologie
 DATA_KINDS = ("label_distribution", "graphs")
 KINDS = (*TRAINING_KINDS, *DATA_KINDS)
 SWEPT_KINDS = ("sweep", "ablation")  # their x axis is the spec's `x`, a run key
+# The run keys each training figure tells apart (axis, colour, facet; a swept kind adds its `x`): runs
+# that differ in any other key, beyond the seeds it averages over, would be pooled into one mark, so
+# the config check refuses them (checks.pooled). Kept in step with figures.py's hue, style and facets.
+DRAWN = {
+    "learning_curves": ("method", "heads"),
+    "per_head": ("method", "heads", "include_self"),
+    "sweep": ("method", "heads"),
+    "ablation": ("method", "heads"),
+    "topologies": ("topology",),
+    "transitive": ("topology", "directed", "include_self"),
+    "heterogeneous": ("method", "heads", "architecture", "architectures"),
+    "theory": ("topology",),
+    "communication": ("method", "heads", "fedavg_every", "refresh_every"),
+    "pareto": ("method", "heads", "include_self", "teacher", "nu_aux", "nu_main"),
+    "teacher_precision": ("teacher", "topology"),
+}
 
 # What an experiment spec (results/experiments/<experiment>.json, the workflow's rule experiment_spec)
 # holds for `mhd figure` and `mhd table`, beyond its `name` and `figure`: exactly what figures.py reads.
