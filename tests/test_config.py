@@ -20,7 +20,8 @@ def test_default_and_smoke_configs_are_valid(repo):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["run"].update(skeww=3), r"unknown key 'skeww' under run .*allowed: alpha, architecture"),
+    (lambda c: c["run"].update(skeww=3), r"unknown key 'skeww' under run .*; did you mean 'skew'\? \(every key: config/README.md\)"),
+    (lambda c: c["run"].update(flux=3), r"unknown key 'flux' under run .*; allowed: alpha, architecture"),  # no close key
     (lambda c: c.update(extra=1), r"unknown key 'extra' under \(top level\)"),
     (lambda c: c["run"].update(clients="five"), r"run.clients = 'five' .*not of type 'integer'"),
     (lambda c: c["run"].update(skew=0), r"run.skew = 0 .*less than or equal to the minimum of 0"),
@@ -150,3 +151,10 @@ def test_a_figure_that_would_pool_runs_is_refused_naming_the_key(repo):
     topo["rows"].append({"method": "mhd", "topology": "ring", "lr": 0.05})
     with pytest.raises(ConfigError, match=r"experiments\.t .*lr \(0\.01, 0\.05\)"):
         mconfig.validate({**base, "experiments": {"t": topo}}, "my.yaml")
+
+
+def test_an_overlay_checked_alone_names_the_base_config(repo, tmp_path):
+    mine = tmp_path / "my.yaml"
+    mine.write_text("run: {tau: 2.0}\n")
+    with pytest.raises(ConfigError, match=r"lacks dataset, experiments: .*`mhd check config/config.yaml .*my.yaml`"):
+        mconfig.validate(mconfig.read_yaml(mine), str(mine))

@@ -54,6 +54,10 @@ def test_one_list_of_figure_kinds_and_of_methods(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert tuple(schema["$defs"]["run"]["properties"]["method"]["enum"]) == methods.METHODS
     assert all(methods.label(m, 0) for m in methods.METHODS)
+    # every training kind says which keys it tells runs apart by; config/README.md names every kind
+    assert set(kinds.DRAWN) == set(kinds.TRAINING_KINDS)
+    readme = (repo / "config" / "README.md").read_text()
+    assert all(f"`{k}`" in readme for k in kinds.KINDS), [k for k in kinds.KINDS if f"`{k}`" not in readme]
 
 
 def test_every_module_says_its_job():

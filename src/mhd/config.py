@@ -54,18 +54,30 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _allowed_or_close(keys, known) -> str:
+    """'; did you mean 'skew'?' when every unknown key is close to a known one (a typo), else the
+    allowed keys."""
+    import difflib
+
+    close = [difflib.get_close_matches(str(k), list(known), n=1, cutoff=0.75) for k in keys]
+    if all(close):
+        return f"; did you mean {', '.join(repr(m[0]) for m in close)}? (every key: config/README.md)"
+    return f"; allowed: {', '.join(known)}"
+
+
 def _describe(error, source: str) -> str:
     where = _where(error.absolute_path)
     if error.validator == "additionalProperties" and error.validator_value is False:
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"unknown key {', '.join(repr(e) for e in extra)} under {where} (in {source}); allowed: {allowed}"
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known))
+        return (f"unknown key {', '.join(repr(e) for e in extra)} under {where} (in {source})"
+                f"{_allowed_or_close(extra, sorted(known))}")
     if "propertyNames" in error.schema_path and error.validator == "pattern":
         return (f"name {error.instance!r} under {where} (in {source}): names become file names, wildcards and "
                 f"command words; allowed: letters, digits, '_', '.' and '-', starting with a letter or digit")
     if "propertyNames" in error.schema_path:
-        allowed = ", ".join(error.validator_value)
-        return f"unknown key {error.instance!r} under {where} (in {source}): not a run key; allowed: {allowed}"
+        return (f"unknown key {error.instance!r} under {where} (in {source}): not a run key"
+                f"{_allowed_or_close([error.instance], error.validator_value)}")
     if error.validator == "required":
         return f"{error.message} under {where} (in {source})"
     return f"{where} = {error.instance!r} (in {source}): {_rule(error)}"
@@ -106,6 +118,12 @@ def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
     if not isinstance(config, dict):
         raise ConfigError(f"config {source} must be a mapping of keys, found {type(config).__name__}")
     checks.bounded(config, source)
+    lacking = [k for k in schema()["required"] if k not in config]
+    if lacking:
+        last = source.split(" + ")[-1]
+        raise ConfigError(f"config {source} lacks {', '.join(lacking)}: a whole config has {', '.join(schema()['required'])}. "
+                          f"An overlay is laid over the base config, which comes first: `mhd check config/config.yaml "
+                          f"{last}`; Snakemake lays `--configfile {last}` over config/config.yaml itself")
     validator = _validator(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e, source) for e in errors] + checks.non_finite(config, source)

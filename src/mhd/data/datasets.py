@@ -358,7 +358,8 @@ def load(path: str | Path) -> tuple[dict, dict]:
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():
         raise DataError(f"prepared dataset {path} (or its {meta_path.name}) is missing; "
-                        f"run `snakemake prepare_data` or `mhd prepare`")
+                        f"run `snakemake --cores 1 {path}` (or `snakemake --cores 1 data_artefacts` for every "
+                        f"artefact of the config) or `mhd prepare`")
     fix = f"delete it and {path.name}, and prepare again"
     meta = files.read_record(meta_path, {("sha256",): files.SHA256, ("shapes",): SHAPES}, fix)
     recorded = meta["sha256"]
