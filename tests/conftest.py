@@ -50,3 +50,23 @@ def inputs(tiny_prepared, tmp_path_factory):
         graphs.write(root / topo, graphs.make(topo, 4), {"clients": 4, "topology": topo})
     return {"prepared": tiny_prepared, "split_dir": root / "split", "graph_dir": root / "ring",
             "complete": root / "complete"}
+
+
+def pytest_unconfigure(config):
+    """The very last lines of a run say whether the science regression test ran (tests/test_science.py):
+    a skipped one is easy to miss in the middle of the skip list."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    science = [r for key in ("passed", "failed", "skipped", "error") for r in reporter.stats.get(key, [])
+               if getattr(r, "nodeid", "").startswith("tests/test_science.py") and r.when in ("setup", "call")]
+    if not science:
+        return
+    skipped = [r for r in science if r.skipped]
+    if skipped:
+        reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+        reporter.write_sep("!", "the science regression test did NOT run", red=True, bold=True)
+        reporter.write_line(reason)
+    else:
+        ran = {r.nodeid for r in science if r.when == "call"}
+        reporter.write_line(f"science regression test: ran ({len(ran)} tests on the real Fashion-MNIST)")
