@@ -1,12 +1,12 @@
 """The house rules that keep the package readable: stages as folders, small classes, method behaviour
-in methods.py only, one list of figure kinds and of methods."""
+in methods.py only, teacher rule behaviour in teachers.py only, one list of figure kinds and of methods."""
 
 import ast
 from pathlib import Path
 
 import yaml
 
-from mhd.learning import methods
+from mhd.learning import methods, teachers
 from mhd.report import figures, kinds
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mhd"
@@ -46,6 +46,19 @@ def test_no_branch_on_a_method_name_outside_methods_py():
                 names = [c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
                 assert not set(names) & set(methods.METHODS), \
                     f"{path.relative_to(SRC)}:{node.lineno} compares with a method name; use a hook in methods.py"
+
+
+def test_no_branch_on_a_teacher_rule_name_outside_teachers_py():
+    for path in _modules():
+        if path.name == "teachers.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                sides += [e for c in sides if isinstance(c, (ast.Tuple, ast.List, ast.Set)) for e in c.elts]
+                names = [c.value for c in sides if isinstance(c, ast.Constant)]
+                assert not set(names) & set(teachers.RULES), \
+                    f"{path.relative_to(SRC)}:{node.lineno} compares with a teacher rule's name; ask its Rule"
 
 
 def test_one_list_of_figure_kinds_and_of_methods(repo):

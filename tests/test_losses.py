@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
+from mhd.errors import ConfigError
 from mhd.learning import losses, teachers
+
+
+def weights(probs_JxBxKxC, senders_NxJ, teacher, scores_JxBxK=None, **keys):
+    """The teacher weights of `teacher` with the run's other teacher keys at their defaults, or `keys`."""
+    run = {"teacher": teacher, "teacher_threshold": 0.0, "score_temperature": 0.0, **keys}
+    return teachers.rule(run).weights(run, probs_JxBxKxC, senders_NxJ, scores_JxBxK)
 
 
 def probs(*rows):
@@ -24,7 +31,7 @@ def test_max_confidence_picks_the_most_confident_sender_per_sample():
     senders = torch.tensor([[False, True, True],    # receiver 0 hears 1 and 2
                             [True, True, True],     # receiver 1 hears everyone
                             [False, False, False]])  # receiver 2 hears nobody
-    w = teachers.teacher_weights(P, senders, "max_confidence")
+    w = weights(P, senders, "max_confidence")
     assert w.shape == (3, 3, 2, 1)
     assert w[0, :, 0, 0].tolist() == [0, 1, 0]     # sample 0: sender 1 (0.8) beats sender 2 (0.7)
     assert w[0, :, 1, 0].tolist() == [0, 0, 1]     # sample 1: sender 2 (0.8) beats sender 1 (0.5)
@@ -36,21 +43,21 @@ def test_max_confidence_picks_the_most_confident_sender_per_sample():
 
 def test_mean_and_confidence_weighted_rules():
     senders = torch.tensor([[True, True, False]])
-    mean = teachers.teacher_targets(P, teachers.teacher_weights(P, senders, "mean"))
+    mean = teachers.teacher_targets(P, weights(P, senders, "mean"))
     assert torch.allclose(mean[0, 0, 0], torch.tensor([0.7, 0.3]))
-    cw = teachers.teacher_targets(P, teachers.teacher_weights(P, senders, "confidence_weighted"))
+    cw = teachers.teacher_targets(P, weights(P, senders, "confidence_weighted"))
     # sample 0: confidences 0.6 and 0.8 -> weights 3/7 and 4/7
     expected = (0.6 * P[0, 0, 0] + 0.8 * P[1, 0, 0]) / 1.4
     assert torch.allclose(cw[0, 0, 0], expected)
-    with pytest.raises(ValueError, match="unknown teacher rule 'vote'"):
-        teachers.teacher_weights(P, senders, "vote")
+    with pytest.raises(ConfigError, match="unknown teacher rule 'vote'; allowed: max_confidence, mean"):
+        weights(P, senders, "vote")
 
 
 def test_chained_heads_use_the_previous_head():
     # one sender, one sample, heads 0 and 1 give different predictions; head k of the receiver
     # is taught by head k-1 of the sender, so the targets are the sender's heads 0..H-1.
     p = torch.tensor([[[[0.9, 0.1], [0.2, 0.8]]]])   # J=1, B=1, K=2, C=2
-    w = teachers.teacher_weights(p[:, :, :1], torch.tensor([[True]]), "max_confidence")
+    w = weights(p[:, :, :1], torch.tensor([[True]]), "max_confidence")
     assert torch.equal(teachers.teacher_targets(p[:, :, :1], w)[0, 0, 0], p[0, 0, 0])
 
 
@@ -107,3 +114,27 @@ def test_embedding_loss_is_zero_for_parallel_embeddings_and_uses_projections():
     assert proj.weight.grad is not None
     # weight 0 on every sample: nothing to learn
     assert losses.embedding_loss(e, [e * -1], torch.zeros(1, 3), {}).item() == 0
+
+
+def test_a_loss_term_is_one_entry_of_terms(monkeypatch):
+    """The distillation loss, the bytes sent and the methods' presets follow losses.TERMS: a term added
+    there is summed with its weight, and every method without distillation turns it off."""
+    from mhd.learning import methods
+
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(2, 3, 2, 4, generator=gen)  # N x B x K x C with heads = 1
+    state = teachers.Teachers(probs_JxBxKxC=torch.randn(2, 3, 2, 4, generator=gen).softmax(-1))
+    both = torch.ones(2, 2, dtype=torch.bool)
+    run = {"heads": 1, "nu_rampup": 0, "teacher": "energy", "teacher_threshold": 0.0, "score_temperature": 0.0,
+           "nu_aux": 1.0, "nu_emb": 0.0, "nu_main": 0.0, "tau": 1.0, "nu_norm": 0.5}
+    before, used = losses.distillation(run, 0, state, both, both, [], student, None)
+    assert list(used) == ["aux"] and losses.values_sent(run, 8, 4) == 1 * 4 + 1  # head 0's predictions, its energy
+    norm = losses.Term("nu_norm", lambda run: set(), True, lambda p: [p.logits_pub_NxBxKxC.square().mean()])
+    monkeypatch.setattr(losses, "TERMS", (*losses.TERMS, norm))
+    after, _ = losses.distillation(run, 0, state, both, both, [], student, None)
+    assert after.item() == pytest.approx(before.item() + 0.5 * student.square().mean().item(), rel=1e-6)
+    assert losses.values_sent(run, 8, 4) == 1 * 4 + 1 + 8  # and now its embedding
+    every, naive = set(losses.WEIGHTS), set(losses.WEIGHTS) - {"nu_main"}
+    expected = {"mhd": set(), "isolated": every, "single_head": naive, "mean_target": naive, "fedavg": every,
+                "centralized": every}
+    assert {name: {w for w in every if preset.get(w) == 0.0} for name, preset in methods.PRESETS.items()} == expected

@@ -10,7 +10,6 @@ from mhd.errors import ConfigError
 from mhd.learning import losses, teachers
 from mhd.learning.density import PrivateDensity, scores as density_scores
 from mhd.learning.evaluation import evaluate
-from mhd.learning.trainer import sender_scores
 from test_train import make_run
 
 # two senders, two public samples, one head, two classes: J x B x K x C
@@ -19,31 +18,36 @@ P = torch.tensor([[[[0.6, 0.4]], [[0.55, 0.45]]],    # sender 0: unsure on both
 BOTH = torch.tensor([[True, True]])
 
 
+def weights(probs_JxBxKxC, senders_NxJ, teacher, scores_JxBxK=None, **keys):
+    """The teacher weights of `teacher` with the run's other teacher keys at their defaults, or `keys`."""
+    run = {"teacher": teacher, "teacher_threshold": 0.0, "score_temperature": 0.0, **keys}
+    return teachers.rule(run).weights(run, probs_JxBxKxC, senders_NxJ, scores_JxBxK)
+
+
 def test_scored_rules_choose_the_best_score_not_the_most_confident():
     scores = torch.tensor([[[3.0], [0.5]], [[1.0], [2.0]]])  # J x B x K: sender 0 wins sample 0, sender 1 sample 1
-    assert teachers.teacher_weights(P, BOTH, "max_confidence")[0, :, :, 0].tolist() == [[0, 0], [1, 1]]
+    assert weights(P, BOTH, "max_confidence")[0, :, :, 0].tolist() == [[0, 0], [1, 1]]
     for rule in ("energy", "density"):
-        w = teachers.teacher_weights(P, BOTH, rule, scores_JxBxK=scores)
+        w = weights(P, BOTH, rule, scores)
         assert w[0, :, :, 0].tolist() == [[1, 0], [0, 1]], rule
     # a softmax of the scores with a temperature: weights exp(s_j / T) / sum
-    soft = teachers.teacher_weights(P, BOTH, "energy", scores_JxBxK=scores, temperature=2.0)
+    soft = weights(P, BOTH, "energy", scores, score_temperature=2.0)
     expected = torch.tensor([3.0, 1.0]).div(2.0).softmax(0)
     torch.testing.assert_close(soft[0, :, 0, 0], expected)
     # no scores yet (the density rule before its first fit): by confidence
-    assert torch.equal(teachers.teacher_weights(P, BOTH, "density"), teachers.teacher_weights(P, BOTH, "max_confidence"))
+    assert torch.equal(weights(P, BOTH, "density"), weights(P, BOTH, "max_confidence"))
 
 
 def test_threshold_drops_unsure_senders_and_samples_nobody_passes():
     p = torch.tensor([[[[0.6, 0.4]], [[0.7, 0.3]]],
                       [[[0.55, 0.45]], [[0.9, 0.1]]]])
     for rule in ("max_confidence", "mean", "confidence_weighted", "energy"):
-        w = teachers.teacher_weights(p, BOTH, rule, threshold=0.65,
-                                     scores_JxBxK=torch.zeros(2, 2, 1) if rule == "energy" else None)
+        w = weights(p, BOTH, rule, torch.zeros(2, 2, 1) if rule == "energy" else None, teacher_threshold=0.65)
         assert w[0, :, 0, 0].tolist() == [0, 0], rule        # sample 0: nobody reaches 0.65, no target
         assert w[0, :, 1, 0].sum() == pytest.approx(1.0), rule
-    assert teachers.teacher_weights(p, BOTH, "mean", threshold=0.65)[0, :, 1, 0].tolist() == [0.5, 0.5]
+    assert weights(p, BOTH, "mean", teacher_threshold=0.65)[0, :, 1, 0].tolist() == [0.5, 0.5]
     # a sample without a target adds no loss: its KL term is 0
-    w = teachers.teacher_weights(p, BOTH, "max_confidence", threshold=0.95)
+    w = weights(p, BOTH, "max_confidence", teacher_threshold=0.95)
     target = teachers.teacher_targets(p, w)
     assert target.abs().sum() == 0
     assert losses.distill_kl(torch.randn(1, 2, 1, 2), target, 1.0).item() == 0
@@ -69,8 +73,8 @@ def test_density_prefers_the_in_distribution_sender_over_a_confident_stranger():
     own = _fitted(0.0).score(0.3 * torch.randn(2000, 4, generator=torch.Generator().manual_seed(5)))
     assert own.mean().item() == pytest.approx(-1.0, abs=0.2)
     p = P[:, :1]  # sender 1 is the more confident
-    assert teachers.teacher_weights(p, BOTH, "max_confidence")[0, :, 0, 0].tolist() == [0, 1]
-    assert teachers.teacher_weights(p, BOTH, "density", scores_JxBxK=s)[0, :, 0, 0].tolist() == [1, 0]
+    assert weights(p, BOTH, "max_confidence")[0, :, 0, 0].tolist() == [0, 1]
+    assert weights(p, BOTH, "density", s)[0, :, 0, 0].tolist() == [1, 0]
 
 
 def test_density_refits_from_the_window_since_the_last_fit():
@@ -91,9 +95,9 @@ def test_no_gradient_reaches_a_teacher():
     teacher_logits = torch.randn(2, 3, 2, 4, requires_grad=True)  # J x B x K x C (K = heads + 1 with heads = 1)
     teacher_embs = [torch.randn(3, 4, requires_grad=True) for _ in range(2)]
     run = {"teacher": "energy", "heads": 1}
-    energy = sender_scores(run, teacher_logits, teacher_embs, 0, [])
+    energy = teachers.rule(run).scores(run, teacher_logits, teacher_embs, [])
     densities = [_fitted(0.0), _fitted(1.0)]
-    density = sender_scores({**run, "teacher": "density"}, teacher_logits, teacher_embs, 0, densities)
+    density = teachers.BY_NAME["density"].scores(run, teacher_logits, teacher_embs, densities)
     assert not energy.requires_grad and not density.requires_grad
     torch.testing.assert_close(energy, teacher_logits.detach().logsumexp(-1))
     state = teachers.Teachers(probs_JxBxKxC=teacher_logits.detach().softmax(-1), scores_JxBxK=energy)
@@ -134,19 +138,35 @@ def test_teacher_precision_is_reported_per_head_for_every_rule(repo, inputs, rul
 
 
 def test_teacher_settings_a_rule_cannot_use_are_refused(repo):
-    with pytest.raises(ConfigError, match="score_temperature = 0.5.*teacher is 'max_confidence'"):
+    with pytest.raises(ConfigError, match="score_temperature = 0.5, but only teacher: energy / density reads it; "
+                                          "teacher is 'max_confidence'"):
         make_run(repo, score_temperature=0.5)
     with pytest.raises(ConfigError, match="density_refit_every = 10 is given, but only teacher: density"):
         make_run(repo, teacher="energy", density_refit_every=10)
     assert make_run(repo, teacher="density", density_refit_every=10)["density_refit_every"] == 10
+    assert make_run(repo, teacher="energy", score_temperature=0.5)["score_temperature"] == 0.5
+    with pytest.raises(ConfigError, match="unknown teacher rule 'vote'; allowed: max_confidence, mean, "
+                                          "confidence_weighted, energy, density"):
+        teachers.rule({"teacher": "vote"})
 
 
-def test_rule_lists_stay_in_step():
+def test_the_registry_is_the_schemas_list_of_rules(repo):
+    """The schema's `teacher` enum lists the registry's rules in its order; its default is the paper's
+    rule, the one the report leaves out of a front's name."""
     from mhd import config as mconfig
-    from mhd.learning import methods
+    from mhd.report import readouts
 
-    assert tuple(mconfig.schema()["$defs"]["run"]["properties"]["teacher"]["enum"]) == teachers.TEACHER_RULES
-    assert teachers.TEACHER_RULES is methods.TEACHER_RULES and set(methods.SCORED_RULES) < set(methods.TEACHER_RULES)
+    spec = mconfig.schema()["$defs"]["run"]["properties"]["teacher"]
+    assert tuple(spec["enum"]) == teachers.RULES and spec["default"] == teachers.PAPER
+    assert [r.name for r in teachers.BY_NAME.values() if r.paper] == [teachers.PAPER]
+    assert readouts.family("mhd", 1, True, teachers.PAPER) == "MHD (with include_self)"
+    assert readouts.family("mhd", 1, True, "energy") == "MHD (with include_self, teacher energy)"
+
+
+def test_a_rule_sends_its_scores_values():
+    """energy: one value per head sent; density: one per sample; the others: nothing beside predictions."""
+    assert {name: r.values_sent(3) for name, r in teachers.BY_NAME.items()} == {
+        "max_confidence": 0, "mean": 0, "confidence_weighted": 0, "energy": 3, "density": 1}
 
 
 def test_teacher_scores_of_a_trained_run(repo, inputs, tmp_path):

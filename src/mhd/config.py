@@ -25,7 +25,13 @@ GRAPH_KEYS = ("clients", "topology", "islands", "degree", "directed", "graph_see
 
 
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema, with its list of run keys (`run_key_names`, and `run`'s `required`) taken from the run
+    properties: a run key is written once in the file."""
+    out = yaml.safe_load(SCHEMA_PATH.read_text())
+    names = list(out["$defs"]["run"]["properties"])
+    out["$defs"]["run_key_names"]["enum"] = names
+    out["properties"]["run"]["required"] = names
+    return out
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -84,7 +84,7 @@ def _naive_loop(fed: Federation, run: dict):
                 teacher = torch.stack([models[j](u)[1].float() if senders[i, j] else
                                        torch.zeros(len(u), h + 1, fed.classes, device=dev)
                                        for j in range(fed.clients)]).div(run["tau"]).softmax(-1)
-            w = teachers.teacher_weights(teacher[:, :, :h], senders[i:i + 1], run["teacher"])
+            w = teachers.rule(run).weights(run, teacher[:, :, :h], senders[i:i + 1])
             target = teachers.teacher_targets(teacher[:, :, :h], w)[0]
             with autocast(dev, run["precision"]):
                 _, logits = model(torch.cat([x, u]))

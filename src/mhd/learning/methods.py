@@ -7,8 +7,9 @@ mean_target: as single_head with the mean of the neighbours' predictions (FedMD 
 fedavg: H = 0, weights averaged over all clients every `fedavg_every` steps (a reference: it
 shares weights). centralized: one model on the pooled private data (the upper bound).
 
-Nothing here imports torch at module level: the report stage reads labels and architectures from
-this file without paying for torch.
+Nothing here imports torch at module level (nor do losses.py and teachers.py, which this file reads
+for the distillation weights and the teacher rules): the config's checks and the report stage read
+labels and architectures from this file without paying for torch.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+from . import losses, teachers
 
 BYTES_PER_VALUE = 4  # predictions, embeddings and weights are sent as float32
-_NO_DISTILLATION = {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0, "nu_main": 0.0}
+_NO_DISTILLATION = {"heads": 0, **{weight: 0.0 for weight in losses.WEIGHTS}}  # every distillation term off
 
 
 class Method:
@@ -51,16 +53,13 @@ class Method:
         """Called after every optimiser step, with the number of steps done."""
 
     def bytes_sent(self, run: dict, steps_done: int, model, out_degree: int, classes: int) -> int:
-        """Bytes a client has sent after `steps_done` steps: its heads' predictions (and embeddings)
-        on every public batch, to each of its `out_degree` receivers; a refresh every `refresh_every` steps."""
+        """Bytes a client has sent after `steps_done` steps: what the distillation terms and the teacher
+        rule read of it (losses.values_sent) on every public batch, to each of its `out_degree`
+        receivers; a refresh every `refresh_every` steps."""
         if not uses_public(run):
             return 0
-        heads = set(range(run["heads"])) if run["nu_aux"] > 0 else set()
-        heads |= {0} if run["nu_main"] > 0 else set()
-        values = len(heads) * classes + (model.dim if run["nu_emb"] > 0 else 0)
-        # the scores that travel with the predictions: the energy of each head sent, one density score
-        values += {"energy": len(heads), "density": 1}.get(run["teacher"], 0) if heads else 0
         exchanges = math.ceil(steps_done / run["refresh_every"])
+        values = losses.values_sent(run, model.dim, classes)  # per public sample
         return exchanges * out_degree * run["batch_public"] * values * BYTES_PER_VALUE
 
 
@@ -120,7 +119,7 @@ class Centralized(Method):
         return data.private_batch(gen, run["batch_private"] * clients, pooled=True)
 
 
-_NAIVE = {"heads": 0, "nu_aux": 0.0, "nu_emb": 0.0}
+_NAIVE = {"heads": 0, **{weight: 0.0 for weight in losses.WEIGHTS if weight != "nu_main"}}  # main head's term only
 _ALL = (
     MHD("mhd", "MHD", {}),
     Method("isolated", "isolated", _NO_DISTILLATION, shares="nothing"),
@@ -154,7 +153,7 @@ def effective(run: dict, explicit: dict | None = None) -> dict:
         out = {**run, **method.fixed}
         method.check(out)
         architectures(out)
-        check_teacher(out)
+        teachers.check(out)
         return out
     for key, value in method.fixed.items():
         if key in explicit and explicit[key] != value:
@@ -164,24 +163,8 @@ def effective(run: dict, explicit: dict | None = None) -> dict:
     out = {**run, **{k: v for k, v in method.defaults.items() if k not in explicit}, **method.fixed}
     method.check(out)
     architectures(out)  # refuses an `architectures` list longer than the clients
-    check_teacher(out, explicit)
+    teachers.check(out, explicit)
     return out
-
-
-TEACHER_RULES = ("max_confidence", "mean", "confidence_weighted", "energy", "density")  # teachers.py applies them
-SCORED_RULES = ("energy", "density")  # the rules that choose by a score the senders send beside their predictions
-
-
-def check_teacher(run: dict, explicit: dict | None = None) -> None:
-    """Refuse teacher settings the run's rule cannot use: a score temperature without a scored rule,
-    a density refit cadence given explicitly without the density rule."""
-    if run["score_temperature"] > 0 and run["teacher"] not in SCORED_RULES:
-        raise ConfigError(f"score_temperature = {run['score_temperature']!r} weights senders by a softmax of their "
-                          f"scores, which only the teacher rules {', '.join(SCORED_RULES)} send; teacher is "
-                          f"{run['teacher']!r}: set score_temperature: 0 or teacher: energy / density")
-    if explicit and "density_refit_every" in explicit and run["teacher"] != "density":
-        raise ConfigError(f"density_refit_every = {explicit['density_refit_every']!r} is given, but only teacher: density "
-                          f"fits a density; teacher is {run['teacher']!r}")
 
 
 def is_effective(run: dict) -> bool:
@@ -207,5 +190,5 @@ def architectures(run: dict) -> list[str]:
 
 
 def uses_public(run: dict) -> bool:
-    """Whether the run distils on the public set at all (any distillation weight above 0)."""
-    return run["nu_aux"] > 0 or run["nu_emb"] > 0 or run["nu_main"] > 0
+    """Whether the run distils on the public set at all (any distillation term's weight above 0)."""
+    return bool(losses.active(run))

@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TrainingError
-from . import budget, losses, methods, precision, sgd
+from . import budget, losses, methods, precision, sgd, teachers
 from .engine import Engine
 from .federation import Federation
 from .models import MultiHead
-from .density import PrivateDensity, scores as density_scores
 from .teachers import Teachers, precision_counts
 
 
@@ -55,27 +54,6 @@ def build_optimizer(run: dict, params: list[nn.Parameter]):
     return torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
 
 
-def sender_scores(run: dict, logits_pub_NxBxKxC: torch.Tensor, embs: list[torch.Tensor], bp: int,
-                  densities: list[PrivateDensity]) -> torch.Tensor | None:
-    """What the senders send beside their predictions for the energy and density rules (J x B x K), else
-    None. energy: logsumexp of each head's logits (the negative free energy, per head); density: the
-    Mahalanobis score of the sender's private-data Gaussians, the same for all its heads (density.py)."""
-    if run["teacher"] == "energy":
-        return logits_pub_NxBxKxC.detach().float().logsumexp(dim=-1)
-    if run["teacher"] == "density":
-        return density_scores(densities, [e[bp:] for e in embs], logits_pub_NxBxKxC.shape[2])
-    return None
-
-
-def fit_densities(densities: list[PrivateDensity], embs: list[torch.Tensor], y_priv_NxB: torch.Tensor, bp: int,
-                  steps_done: int, refit_every: int) -> None:
-    """Add the step's private embeddings to each client's density sums; refit every `refit_every` steps."""
-    for density, emb, y in zip(densities, embs, y_priv_NxB):
-        density.add(emb[:bp], y)
-        if steps_done % refit_every == 0:
-            density.refit()
-
-
 class Trainer:
     """State (models, optimiser, teachers, step) and the step. `run` is the effective run
     (methods.effective applied, as config.validate_run returns it)."""
@@ -103,9 +81,10 @@ class Trainer:
         self.loss_sum = torch.zeros(len(self.models), device=self.device)
         self.loss_steps = 0
         self.teachers = Teachers()
-        # the density rule: each client's Gaussians of its own private embeddings
-        self.densities = [PrivateDensity(m.dim, federation.classes, self.device) for m in self.models] \
-            if run["teacher"] == "density" and self.uses_public else []
+        self.rule = teachers.rule(run)
+        # what the rule keeps of each client's private data (the density rule's Gaussians; else nothing)
+        self.densities = self.rule.private_models(run, self.models, federation.classes, self.device) \
+            if self.uses_public else []
         # teacher precision since the last evaluation, per model and head: right weight, all weight
         self.precision = torch.zeros(2, len(self.models), run["heads"] + 1, device=self.device)
         # the first step whose loss was not finite (-1: none), kept on the device: no sync per step
@@ -131,15 +110,16 @@ class Trainer:
                              reduction="none").view(n, bp).mean(dim=1)  # per client, as the loss of each alone
         total = ce.sum()
         if self.uses_public:
+            embs_pub = [e[bp:] for e in embs]
             if refresh:
                 self.teachers.probs_JxBxKxC = logits_NxBxKxC[:, bp:].detach().float().div(r["tau"]).softmax(-1)
-                self.teachers.embeddings = [emb[bp:].detach() for emb in embs]
-                self.teachers.scores_JxBxK = sender_scores(r, logits_NxBxKxC[:, bp:], embs, bp, self.densities)
+                self.teachers.embeddings = [emb.detach() for emb in embs_pub]
+                self.teachers.scores_JxBxK = self.rule.scores(r, logits_NxBxKxC[:, bp:], embs_pub, self.densities)
             distill, used = losses.distillation(r, t, self.teachers, fed.senders_main_NxJ, fed.senders_aux_NxJ,
-                                                [e[bp:] for e in embs], logits_NxBxKxC[:, bp:], self.projections)
+                                                embs_pub, logits_NxBxKxC[:, bp:], self.projections)
             total = total + distill
             self.count_precision(used)
-            fit_densities(self.densities, embs, y_priv, bp, t + 1, r["density_refit_every"])
+            self.rule.observe(r, self.densities, [e[:bp] for e in embs], y_priv, t + 1)
         bad = (self.nonfinite_step < 0) & ~torch.isfinite(total.detach())
         self.nonfinite_step = torch.where(bad, t, self.nonfinite_step)
         self.opt.zero_grad()

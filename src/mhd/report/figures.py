@@ -280,9 +280,11 @@ def teacher_precision(table: pd.DataFrame, spec: dict, out: Path) -> None:
     """Per teacher rule: how often head k's targets came from a sender owning the sample's class (mean
     over the evaluations, clients and seeds), beside the shared accuracy each rule reached; a row per
     topology."""
+    from ..learning import teachers  # the rules' order
+
     t = _readouts(table)
     t["head index"] = t["head"].where(t["head"] != "ensemble", "-")
-    rules = sorted(set(t["teacher"]), key=methods.TEACHER_RULES.index)
+    rules = sorted(set(t["teacher"]), key=teachers.RULES.index)
     tops = list(dict.fromkeys(t["topology"]))
     colours = dict(zip(rules, sns.color_palette("deep", len(rules))))
     fig, axes = plt.subplots(len(tops), 2, figsize=(12, 4.2 * len(tops)), squeeze=False)

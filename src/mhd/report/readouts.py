@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..learning import methods
+from ..learning import methods, teachers
 from . import summary
 
 # columns of the summary that are measurements, not settings of the run
@@ -18,13 +18,13 @@ def settings(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in MEASURED and not c.startswith("class_acc_")]
 
 
-def family(method: str, heads: int, include_self: bool, teacher: str = "max_confidence") -> str:
+def family(method: str, heads: int, include_self: bool, teacher: str = teachers.PAPER) -> str:
     """A front's name: the method, and for MHD whether heads also distil from the client's own and,
     where it is not the paper's, the teacher rule."""
     name = methods.label(method, 0)
     if heads <= 0:
         return name
-    rule = "" if teacher == "max_confidence" else f", teacher {teacher}"
+    rule = "" if teacher == teachers.PAPER else f", teacher {teacher}"
     return f"{name} ({'with' if include_self else 'without'} include_self{rule})"
 
 
@@ -38,7 +38,7 @@ def per_run(table: pd.DataFrame) -> pd.DataFrame:
         first = t.iloc[0]
         rows.append({"run": run, **{k: first[k] for k in keys},
                      "family": family(first["method"], int(first["heads"]), bool(first["include_self"]),
-                                      str(first.get("teacher", "max_confidence"))),
+                                      str(first.get("teacher", teachers.PAPER))),
                      "best_head": best[run],
                      "shared_best": t[head == best[run]].shared_acc.mean(),
                      "shared_ensemble": t[head == "ensemble"].shared_acc.mean(),
