@@ -47,7 +47,7 @@ def build_projections(run: dict, models: nn.ModuleList, senders_aux_NxJ: torch.T
 
 def build_optimizer(run: dict, params: list[nn.Parameter]):
     """SGD (Nesterov momentum) or AdamW. SGD on the CPU is sgd.SGD, torch.optim.SGD's update without
-    torch.optim's import of torch._dynamo (1 s of a run's start-up); elsewhere torch.optim.SGD."""
+    torch.optim's import of torch._dynamo at every job's start; elsewhere torch.optim.SGD."""
     if run["optimizer"] == "sgd":
         return sgd.make(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
                         nesterov=run["momentum"] > 0)
