@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mhd-setup
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup dataset all_figures test config-docs bench bench-scale bench-workflow bench-gpu pull lock clean-venv
+.PHONY: setup dataset all_figures test config-docs bench bench-scale bench-workflow bench-gpu push pull lock clean-venv
 
 setup: $(STAMP) dataset .dvc/config
 
@@ -67,6 +67,12 @@ bench-gpu:
 	PYTHONPATH=src $(GPU_PYTHON) -m mhd bench --scale --config config/bench-gpu.yaml \
 	  --out benchmarks/results/scale-$(GPU_NAME).json --figure figures/bench_scale_$(GPU_NAME).png
 	PYTHONPATH=src $(GPU_PYTHON) -m pytest -q tests/test_gpu.py
+
+# The default remote is a folder beside the checkout, ../mhd-dvc-store (.dvc/config), so clones
+# side by side share it out of the box; `dvc remote add -d --local NAME URL` picks another for this
+# clone only (docs/dvc.md).
+push: setup
+	$(BIN)/dvc push
 
 # dvc pull, then give the pulled files their workflow order of modification times: DVC restores
 # files in any order, and Snakemake reruns a job whose input is newer than its output.
