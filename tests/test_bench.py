@@ -1,3 +1,4 @@
+import inspect
 import json
 
 import pytest
@@ -67,3 +68,43 @@ def test_bench_scale_measures_every_variant_in_its_own_process(bench_config, tmp
         assert r["peak_rss_mib"] >= r["rss_before_steps_mib"] > 50 and r["step_rss_mib"] >= 0
     speed = {(r["variant"], r["clients"]): r["img_s"] for r in rows if r["heads"] == 3}
     assert result["ratios"]["4"]["vectorised_vs_loop"] == round(speed["vectorised", 4] / speed["loop", 4], 3)
+
+
+def test_each_bench_mode_takes_its_own_options(monkeypatch, capsys, tmp_path):
+    """`mhd bench`, `--scale`, `--workflow`: each calls its bench function with the options given (the rest
+    are the function's defaults), and an option of another mode is refused, not ignored."""
+    from mhd.bench import scale, throughput, workflow
+
+    calls = {}
+
+    def fake(module, name):
+        real = getattr(module, name)
+
+        def stand_in(**kw):
+            calls[name] = kw
+            return {"mode": name}
+        stand_in.__signature__ = inspect.signature(real)
+        monkeypatch.setattr(module, name, stand_in)
+
+    fake(throughput, "bench")
+    fake(scale, "bench_scale")
+    fake(workflow, "bench_workflow")
+    monkeypatch.setattr(workflow, "machine_name", lambda: "m")
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick", "--threads", "1"]) == 0
+    assert calls["bench"] == {"quick": True, "threads": 1} and json.loads(capsys.readouterr().out) == {"mode": "bench"}
+    assert main(["bench", "--scale", "--config", "c.yaml", "--clients", "2", "4", "--figure", "f.png"]) == 0
+    assert calls["bench_scale"] == {"config_path": "c.yaml", "clients": [2, 4], "figure_path": "f.png"}
+    assert main(["bench", "--workflow", "--cores", "2", "--rounds", "0", "--configfile", "a.yaml"]) == 0
+    assert calls["bench_workflow"].keys() == {"cores", "configfiles", "progress"}  # --rounds 0: the function's default
+    assert calls["bench_workflow"]["cores"] == 2 and calls["bench_workflow"]["configfiles"] == ["a.yaml"]
+    written = tmp_path / "benchmarks" / "results" / "workflow-m.json"  # --workflow's default --out
+    assert json.loads(written.read_text()) == {"mode": "bench_workflow"}
+    capsys.readouterr()
+    for argv, flag in ((["bench", "--clients", "2"], "--clients"), (["bench", "--workflow", "--quick"], "--quick"),
+                       (["bench", "--scale", "--cores", "2"], "--cores")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mhd bench: error: {flag} is not an option of `mhd bench") and "it takes" in err, err
+    with pytest.raises(SystemExit):  # one mode at a time
+        main(["bench", "--scale", "--workflow"])

@@ -158,3 +158,13 @@ def test_an_overlay_checked_alone_names_the_base_config(repo, tmp_path):
     mine.write_text("run: {tau: 2.0}\n")
     with pytest.raises(ConfigError, match=r"lacks dataset, experiments: .*`mhd check config/config.yaml .*my.yaml`"):
         mconfig.validate(mconfig.read_yaml(mine), str(mine))
+
+
+def test_mhd_version_names_the_package_and_its_training_code(capsys):
+    from mhd import __version__
+    from mhd.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"mhd {__version__} (training code ")

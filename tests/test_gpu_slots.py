@@ -64,3 +64,27 @@ def test_a_slot_is_held_until_released(tmp_path):
     gpu_slots.release_all()
     with pytest.raises(ValueError, match="no device"):
         gpu_slots.claim([], tmp_path)
+
+
+def test_a_cuda_run_trains_on_the_gpu_its_slot_names(monkeypatch, tmp_path):
+    """pick_device on a faked machine with two GPUs: each CUDA job of this process takes the next free
+    device, a third waits (here: refused at once by a zero wait), and releasing frees it."""
+    import torch
+
+    from mhd.learning import federation
+
+    monkeypatch.setenv("MHD_GPU_SLOTS", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: type("P", (), {"uuid": f"uuid-{i}"})())
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    try:
+        assert federation.pick_device("auto") == torch.device("cuda", 0)
+        assert federation.pick_device("cuda") == torch.device("cuda", 1)
+        assert chosen == [0, 1] and sorted(p.name for p in tmp_path.iterdir()) == ["gpu-uuid-0.lock", "gpu-uuid-1.lock"]
+        gpu_slots.release_all()
+        assert federation.pick_device("cuda") == torch.device("cuda", 0)
+    finally:
+        gpu_slots.release_all()
+    assert federation.pick_device("cpu") == torch.device("cpu")

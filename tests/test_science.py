@@ -75,7 +75,7 @@ def test_mhd_keeps_private_accuracy(trained):
 def test_head_k_learns_the_classes_k_hops_away_on_a_chain(trained, hops):
     """At both ends of the chain (clients 0 and 3), on the primary classes of the client `hops` away:
     head `hops` is clearly better than head `hops` - 1."""
-    last, owned = trained["mhd"], splits.primary_classes(4, 10)
+    last, owned = trained["mhd"], splits.deal_primary(4, 10)
     gains = []
     for client, far in ((0, hops), (3, 3 - hops)):
         cols = [f"class_acc_{c}" for c in owned[far]]

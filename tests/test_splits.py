@@ -46,17 +46,33 @@ def test_split_properties(args):
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 10), st.integers(1, 12))
 def test_every_class_is_primary_and_every_client_has_one(clients, classes):
-    primary = splits.primary_classes(clients, classes)
+    primary = splits.deal_primary(clients, classes)
     assert all(primary)
     assert set().union(*map(set, primary)) == set(range(classes))
     if classes >= clients:  # disjoint groups
         assert sum(map(len, primary)) == classes
+    if classes >= 2 and clients >= 2:  # read from the split, the primary classes are the ones dealt once skew > 1
+        # (a single client is dealt every class: its split is uniform, nothing in it is primary)
+        for skew in (1.5, 100.0):
+            read = splits.primary_classes(np.round(splits.class_distribution("skew", clients, classes, skew=skew), 6))
+            assert [np.flatnonzero(row).tolist() for row in read] == primary
+
+
+def test_primary_classes_are_the_shares_above_uniform():
+    """An iid client has none; a share equal to 1/C up to float rounding is not primary; on the 6-decimal
+    shares split.json holds, the margin over 1/C changes no class (`> 1/C` gives the same)."""
+    assert not splits.primary_classes(splits.class_distribution("skew", 4, 10, skew=1.0)).any()
+    assert not splits.primary_classes(np.array([[1 / 3 + 1e-12, 1 / 3, 1 / 3 - 1e-12]])).any()
+    for classes in range(1, 300):
+        grid = np.round(np.arange(round(1e6 / classes) - 3, round(1e6 / classes) + 4) / 1e6, 6)
+        shares = np.tile(grid, (classes, 1)).T[:, :classes]
+        np.testing.assert_array_equal(splits.primary_classes(shares), shares > 1.0 / classes)
 
 
 def test_skew_is_visible_in_the_counts():
     s = splits.make(LABELS, 10, clients=5, skew=100, public_fraction=0.2, samples_per_client=300)
     counts = s.counts(LABELS, 10)[:5]
-    for i, prim in enumerate(splits.primary_classes(5, 10)):
+    for i, prim in enumerate(splits.deal_primary(5, 10)):
         own = counts[i, prim].sum()
         assert own / 300 > 0.9, f"client {i} owns only {own} of its primary classes"
 

@@ -13,13 +13,7 @@ from .report import kinds
 from .yaml_loaders import MAX_DEPTH  # mappings and lists inside each other: 64 levels at most
 
 MAX_VALUES = 1_000_000  # a config is a few hundred values; YAML aliases can make it billions
-# kinds that show auxiliary heads: an experiment without an MHD run draws an empty figure
-AUXILIARY_KINDS = ("per_head", "topologies", "transitive", "theory")
-SWEPT_KINDS = kinds.SWEPT_KINDS  # need a swept key: `x`, or a grid key other than the seeds
 SEED_KEYS = ("seed", "split_seed", "graph_seed")
-# kinds drawn from the graph's edges (hop distances, walks, the drawing): a graph without edges gives an
-# empty panel or, after the training, no rows to draw
-EDGE_KINDS = ("transitive", "theory", "graphs")
 
 
 def bounded(config, source: str) -> None:
@@ -78,7 +72,7 @@ def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[
         edgeless = sorted({f"topology {r['topology']} with islands = {r['islands']}, clients = {r['clients']}"
                            for r in runs[name] if graphs.edge_count(r["topology"], r["clients"], islands=r["islands"],
                                                                     degree=r["degree"], directed=r["directed"]) == 0})
-        if kind in EDGE_KINDS and edgeless:
+        if kind in kinds.EDGE_KINDS and edgeless:  # an empty panel, or no rows to draw after the training
             problems.append(f"{where}: drawn from the communication graph's edges, but the graph of {edgeless[0]} "
                             f"has none (cliques of one client); allowed: graphs with edges (islands < clients)")
             continue
@@ -87,13 +81,13 @@ def figures_fit(config: dict, runs: dict[str, list[dict]], source: str) -> list[
         if not exp.get("train", True):
             problems.append(f"{where}: a figure of trained runs, but the experiment has train: false; "
                             f"allowed with train: false: {', '.join(kinds.DATA_KINDS)}")
-        elif kind in AUXILIARY_KINDS and not any(r["heads"] > 0 for r in runs[name]):
+        elif kind in kinds.AUXILIARY_KINDS and not any(r["heads"] > 0 for r in runs[name]):
             problems.append(f"{where}: shows auxiliary heads, but no run of the experiment has any "
                             f"(methods {sorted({r['method'] for r in runs[name]})}); add a row with method: mhd")
-        elif kind in SWEPT_KINDS and swept_key(exp) is None:
+        elif kind in kinds.SWEPT_KINDS and swept_key(exp) is None:
             problems.append(f"{where}: needs a swept key on its x axis; give `x`, or a grid key other than "
                             f"{', '.join(SEED_KEYS)}")
-        elif kind == "communication" and all(methods.get(r["method"]).shares == "nothing" for r in runs[name]):
+        elif kind in kinds.SENDING_KINDS and all(methods.get(r["method"]).shares == "nothing" for r in runs[name]):
             problems.append(f"{where}: shows accuracy against bytes sent, but no run of the experiment sends any; "
                             f"add a run of a method that exchanges predictions or weights")
     return problems
@@ -108,7 +102,7 @@ def pooled(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
         kind = exp.get("figure")
         if kind not in kinds.DRAWN or not exp.get("train", True):
             continue
-        drawn = (*kinds.DRAWN[kind], *([swept_key(exp)] if kind in SWEPT_KINDS and swept_key(exp) else []))
+        drawn = (*kinds.DRAWN[kind], *([swept_key(exp)] if kind in kinds.SWEPT_KINDS and swept_key(exp) else []))
         groups: dict[tuple, list[dict]] = {}
         for r in runs[name]:
             groups.setdefault(tuple(repr(r[k]) for k in drawn), []).append(r)

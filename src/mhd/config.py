@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import itertools
 from collections.abc import Mapping
 import json
@@ -18,6 +19,7 @@ from .yaml_loaders import CoreLoader, Loader, TooDeep
 from .data import files, graphs
 from .errors import ConfigError, DataError
 from .learning import methods, precision
+from . import study
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
@@ -227,6 +229,38 @@ def prepare_params(dataset: dict) -> dict:
     return {"root": dataset["root"] or None, **{k: dataset[k] for k in ("download", "verify", "image_size")}}
 
 
+def json_object(text: str, flag: str = "--params") -> dict:
+    """A JSON object given on the command line (a stage's --params, mhd claims --defaults), or the user's
+    error naming `flag`."""
+    try:
+        params = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {text!r}: not JSON ({exc})") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"{flag} {text!r}: expected a JSON object of keyword arguments")
+    return params
+
+
+def call_stage(command: str, fn, params: dict, *args, given: tuple = (), **kwargs):
+    """(fn(*args, **kwargs, **params), params), once `params` (a stage's parameters, as `prepare_params`,
+    `split_params` and `graph_params` give them) are checked against the keywords of `fn` (those in
+    `given` the command passes itself): a wrong, missing or mistyped key is the user's error, named
+    with `command`, not a traceback."""
+    signature = inspect.signature(fn).parameters
+    allowed = [k for k in signature if k not in given]
+    unknown = sorted(set(params) - set(allowed))
+    missing = [k for k in allowed if signature[k].default is inspect.Parameter.empty and k not in params]
+    if unknown or missing:
+        raise ConfigError(f"{command} --params: " + "; ".join(
+            ([f"unknown key {', '.join(map(repr, unknown))}"] if unknown else [])
+            + ([f"missing key {', '.join(map(repr, missing))}"] if missing else []))
+            + f"; allowed: {', '.join(allowed)}")
+    try:
+        return fn(*args, **kwargs, **params), params
+    except TypeError as exc:
+        raise ConfigError(f"{command} --params {json.dumps(params)}: a value has the wrong type ({exc})") from exc
+
+
 def split_params(run: dict) -> dict:
     """The keywords of data.splits.make: every run key that changes the split."""
     params = {k: run[k] for k in SPLIT_KEYS}
@@ -324,8 +358,6 @@ def merge_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) -
     """config/config.yaml with each --configfile merged over it, not yet validated. The last overlay
     names the study: the `study` it sets, else its file's stem (study.of_overlay), so that an overlay
     never writes over another study's outputs, whatever it was laid over."""
-    from . import study
-
     config = read_yaml(base_path)
     for path in overlay_paths:
         overlay = read_yaml(path)
@@ -345,6 +377,21 @@ def load_layered(base_path: str | Path, overlay_paths: list[str | Path] = ()) ->
     return validate(merge_layered(base_path, overlay_paths), source=sources)
 
 
+def describe(base_path: str | Path, overlay_paths: list[str | Path] = ()) -> list[str]:
+    """`mhd check`: the layered config validated and planned, a line per experiment (its runs, and the
+    splits and graphs they use), then a line saying it is valid."""
+    sources = " + ".join(str(p) for p in [base_path, *overlay_paths])
+    cfg, planned = plan(merge_layered(base_path, overlay_paths), source=sources)
+    lines = []
+    for name, runs in planned.items():
+        split_ids = sorted({split_id(cfg["dataset"]["name"], r) for r in runs})
+        graph_ids = sorted({graph_id(r) for r in runs})
+        lines.append(f"{name}: {len(runs)} runs, splits: {', '.join(split_ids)}; graphs: {', '.join(graph_ids)}")
+    name = cfg.get("study", study.DEFAULT)
+    lines.append(f"study {name}: summary and claims in {study.results(name)}/, figures in {study.figures(name)}/")
+    return lines + [f"{sources}: valid"]
+
+
 def load_any(path: str | Path, base_path: str | Path = "config/config.yaml") -> dict:
     """A whole config as is, or an overlay (a file without all of dataset, run and experiments,
     such as config/paper.yaml) over `base_path`: what `mhd bench --config` accepts."""
@@ -355,6 +402,17 @@ def load_any(path: str | Path, base_path: str | Path = "config/config.yaml") -> 
         raise ConfigError(f"config {path} is an overlay (it lacks {', '.join(sorted({'dataset', 'run', 'experiments'} - set(config)))}) "
                           f"and its base {base_path} does not exist here; run from the repository root")
     return load_layered(base_path, [path])
+
+
+def load_run_file(path: str | Path) -> tuple[dict, dict]:
+    """A RUN.yaml as `write_run_file` writes it, read (learning/run_folder.read_run_file, the one reader of
+    its shape) and its run validated (`validate_run`): (the effective run, its inputs: prepared, split,
+    graph). What `mhd train --config` trains and `mhd teacher-scores` scores; a summary reads run folders
+    with run_folder alone, their runs as they were trained."""
+    from .learning import run_folder
+
+    run, inputs = run_folder.read_run_file(path)
+    return validate_run(run, str(path)), inputs
 
 
 def write_run_file(path: str | Path, run_file: dict) -> None:

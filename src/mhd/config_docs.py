@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -109,3 +110,26 @@ def check_defaults(schema: dict, config: dict, source: str) -> None:
             if "default" not in spec or default != value or isinstance(default, bool) != isinstance(value, bool):
                 raise ConfigError(f"schema default of {section}.{key} is {_default(default)}, but "
                                   f"{source} sets {_default(value)}: make them equal")
+
+
+def write(doc: str | Path, base_config: str | Path) -> str:
+    """`mhd check --docs`: check the schema's defaults against the base config, then rewrite `doc`'s key
+    tables from the schema where they differ. Returns what was done, in words."""
+    from . import config as mconfig
+    from .data import files
+    from .errors import MHDError
+
+    check_defaults(mconfig.schema(), mconfig.read_yaml(base_config), str(base_config))
+    doc = Path(doc)
+    allowed = "an existing markdown file with <!-- keys: SECTION GROUP --> markers, as config/README.md"
+    try:
+        old = files.read_regular(doc, allowed).decode()
+    except UnicodeDecodeError as exc:
+        raise MHDError(f"--docs {doc}: not UTF-8 text ({exc.reason}); allowed: {allowed}") from None
+    except MHDError as exc:
+        raise MHDError(f"--docs {exc}") from None
+    text = render(old, mconfig.schema())
+    if text == old:
+        return f"{doc}: key tables already match {mconfig.SCHEMA_PATH.name}"
+    files.write_text(doc, text)
+    return f"{doc}: key tables rewritten from {mconfig.SCHEMA_PATH.name}"

@@ -58,6 +58,15 @@ def scale(config_path: str = "config/config.yaml", quick: bool = False, device: 
             "steps_timed": base["steps"], "ratios": ratios, "rows": rows}
 
 
+def bench_scale(config_path: str = "config/config.yaml", quick: bool = False, device: str = "auto", threads: int = 0,
+                clients: tuple[int, ...] = CLIENTS, figure_path: str | Path = "figures/bench_scale.png") -> dict:
+    """`mhd bench --scale`: `scale`'s measurements, and their figure drawn at `figure_path`."""
+    result = scale(config_path, quick=quick, device=device, threads=threads, clients=tuple(clients))
+    figure(result, figure_path)
+    print(f"figure: {figure_path}", file=sys.stderr)
+    return result
+
+
 def figure(result: dict, out: str | Path) -> None:
     """Throughput and peak memory against N, and peak memory against H."""
     import matplotlib.pyplot as plt

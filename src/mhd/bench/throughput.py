@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .. import config as mconfig
 from ..errors import MHDError
 from ..data import datasets, graphs, splits
-from ..learning import sgd, teachers
+from ..learning import budget, sgd, teachers
 from ..learning.losses import distill_kl
 from ..learning.federation import Federation
 from ..learning.models import MultiHead
@@ -104,7 +104,7 @@ def _plain_loop(fed: Federation, run: dict):
     if run["channels_last"]:
         model.to(memory_format=torch.channels_last)
     opt = sgd.make(model.parameters(), lr=run["lr"], momentum=run["momentum"], nesterov=True)
-    batch = fed.clients * (run["batch_private"] + run["batch_public"])
+    batch = budget.images_per_step(run, fed.clients)  # the trainer's images per step, one model per client
     state = {"t": 0}
 
     def step():
@@ -189,7 +189,7 @@ def measure(job: dict) -> dict:
         seconds = time.perf_counter() - t0
         peak_rss = _rss_mib("VmHWM")
         flops = step_flops(step) if job.get("flops") else None
-    images = job["steps"] * fed.clients * (run["batch_private"] + run["batch_public"])
+    images = job["steps"] * budget.images_per_step(run, fed.clients)
     return {"variant": job.get("label", job["variant"]), "clients": run["clients"], "heads": run["heads"],
             "engine": trainer.engine.name if trainer else "loop",
             "img_s": round(images / seconds, 1), "rss_before_steps_mib": round(rss_before, 1),

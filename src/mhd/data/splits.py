@@ -33,9 +33,26 @@ class Split:
         return np.stack([np.bincount(labels[s], minlength=classes) for s in sets])
 
 
-def primary_classes(clients: int, classes: int) -> list[list[int]]:
-    """Classes dealt round-robin, so every class is primary for at least one client and every
-    client has at least one; C >= N gives disjoint groups."""
+PRIMARY_MARGIN = 1e-9  # a share equal to 1/C up to float rounding is uniform, not primary
+
+
+def primary_classes(distribution: np.ndarray) -> np.ndarray:
+    """[client, class]: whether the class is one of the client's primary classes, those its split draws
+    more often than uniform (a share above 1/C of the split's distribution, split.json). It holds for
+    every scheme; under `skew` with skew > 1 these are the classes `deal_primary` weighted.
+
+    Why the margin: an iid client's share is 1/C, and a share that went through a division and
+    split.json's rounding to 6 decimals must not count as above it by a float's last bit. On
+    6-decimal shares the margin changes nothing: such a share is 1/C exactly or lies more than 1e-9
+    from it, so `> 1/C` and `> 1/C + 1e-9` agree on every split (tests/test_splits.py checks C < 300)."""
+    distribution = np.asarray(distribution, dtype=float)
+    return distribution > 1.0 / distribution.shape[1] + PRIMARY_MARGIN
+
+
+def deal_primary(clients: int, classes: int) -> list[list[int]]:
+    """The classes the `skew` scheme weights by `skew` for each client, dealt round-robin, so every
+    class is weighted for at least one client and every client has at least one; C >= N gives
+    disjoint groups. They are the client's primary classes (`primary_classes`) when skew > 1."""
     primary: list[list[int]] = [[] for _ in range(clients)]
     for t in range(max(classes, clients)):
         if t % classes not in primary[t % clients]:
@@ -54,7 +71,7 @@ def class_distribution(scheme: str, clients: int, classes: int, *, skew: float =
             raise ConfigError(f"skew = {skew}: the weight of a client's primary classes must be > 0 "
                               f"(1 = iid, larger = more skewed)")
         weights = np.ones((clients, classes))
-        for i, prim in enumerate(primary_classes(clients, classes)):
+        for i, prim in enumerate(deal_primary(clients, classes)):
             weights[i, prim] = skew
     elif scheme == "inner_dirichlet":
         _check_alpha(alpha)

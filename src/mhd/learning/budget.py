@@ -1,6 +1,7 @@
-"""A lower bound on a run's memory, computed before anything large is allocated, so that an absurd
-size (`batch_public: 100000000`, `heads: 1000000`) is refused with the keys to lower instead of
-ending in an out-of-memory kill."""
+"""What a step costs: the images it trains on (`images_per_step`: the memory bound below, the run's
+record and the bench count them), and a lower bound on a run's memory, computed before anything large
+is allocated, so that an absurd size (`batch_public: 100000000`, `heads: 1000000`) is refused with the
+keys to lower instead of ending in an out-of-memory kill."""
 
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from .models import backbone
 BYTES = 4  # float32
 
 
+def images_per_step(run: dict, models: int) -> int:
+    """The images a step trains on: every client's private batch (pooled into one model's batch for
+    centralized) and, when the run distils, the public batch through every one of its `models`."""
+    return run["clients"] * run["batch_private"] + models * run["batch_public"] * methods.uses_public(run)
+
+
 def lower_bound(run: dict, archs: list[str], in_channels: int, size: int, classes: int) -> int:
     """Bytes a step needs at least: every model's weights with their gradient and optimiser state, the
     step's images as float, and the logits of every head with their gradient and teachers."""
-    # every client's private batch (pooled into one model's batch for centralized), and the public
-    # batch through every model when the run distils
-    images = run["clients"] * run["batch_private"] + len(archs) * run["batch_public"] * methods.uses_public(run)
+    images = images_per_step(run, len(archs))
     total = images * in_channels * size * size * BYTES
     total += 4 * images * (run["heads"] + 1) * classes * BYTES
     for arch in dict.fromkeys(archs):

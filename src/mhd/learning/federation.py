@@ -13,14 +13,19 @@ import torch
 
 from ..data import datasets, files, graphs, splits
 from ..errors import ConfigError, DataError
+from . import gpu_slots
 from .batches import TensorData
 
 
 def pick_device(name: str) -> torch.device:
+    """The device a run computes on. CUDA: a GPU of the job's own, held for the process's life
+    (gpu_slots), so that jobs side by side never share one and never outnumber the GPUs."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device = 'cuda' but no CUDA device is available; use device: auto or cpu")
+    if name == "cuda":
+        return gpu_slots.claim_cuda()
     return torch.device(name)
 
 
@@ -36,7 +41,7 @@ class Federation:
     senders_main_NxJ: torch.Tensor    # [i, j]: j sends to i (main-head distillation)
     senders_aux_NxJ: torch.Tensor     # the same, plus i itself when include_self (auxiliary heads)
     out_degree: list[int]             # receivers per client (bytes sent)
-    primary_NxC: torch.Tensor         # [i, c]: c is one of client i's primary classes (its share above 1/C)
+    primary_NxC: torch.Tensor         # [i, c]: c is one of client i's primary classes (splits.primary_classes)
     meta: dict                        # the records of the prepared dataset, the split and the graph
     inputs: dict                      # sha256 of what is trained on: prepared data, split, graph edges
 
@@ -68,7 +73,7 @@ class Federation:
             private_dist_NxC=torch.as_tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32, device=dev),
             senders_main_NxJ=senders.to(dev), senders_aux_NxJ=senders_aux.to(dev),
             out_degree=[sum(1 for s, _ in edges if s == i) for i in range(n)],
-            primary_NxC=torch.as_tensor(split.distribution > 1.0 / classes + 1e-9, device=dev),
+            primary_NxC=torch.as_tensor(splits.primary_classes(split.distribution), device=dev),
             meta={"data": data_meta, "split": split_meta, "graph": graph_meta},
             inputs={"prepared": data_meta["sha256"], "split": split_meta["sha256"]["indices.csv"],
                     "graph": files.sha256_bytes(json.dumps(edges).encode())})

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..data import files, provenance
 from ..errors import ConfigError
-from . import checkpoint, methods, precision
+from . import budget, checkpoint, methods, precision, run_folder
 from .evaluation import evaluate
 from .federation import Federation
 from .trainer import Trainer
@@ -27,12 +28,14 @@ def metrics_text(rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def headline(rows: list[list], heads: int) -> tuple[float, float]:
-    """Mean over clients of the best head's shared accuracy and the main head's private accuracy."""
-    shared = [v for s, c, h, m, v in rows if m == "shared_acc" and h != "ensemble"]
+def headline(rows: list[list]) -> tuple[float, float]:
+    """At one evaluation, the mean over clients of the shared accuracy of the shared readout's head
+    (run_folder.best_heads) and of the private accuracy of the main head."""
+    shared = pd.DataFrame([(s, c, h, v) for s, c, h, m, v in rows if m == "shared_acc"],
+                          columns=["step", "client", "head", "shared_acc"]).assign(run="")
+    best = run_folder.best_heads(shared).iloc[0]
     private = [v for s, c, h, m, v in rows if m == "private_acc" and h == "0"]
-    best = max(np.mean(shared[k::heads + 1]) for k in range(heads + 1))
-    return best, float(np.mean(private))
+    return float(shared[shared["head"] == best].shared_acc.mean()), float(np.mean(private))
 
 
 def _writable(out: Path) -> None:
@@ -97,6 +100,17 @@ def train(run: dict, prepared, split_dir, graph_dir, out_dir, *, device: str = "
         return _train(run, prepared, split_dir, graph_dir, out, device, progress, stop_after)
 
 
+def outcome(run: dict, record: dict, out_dir) -> str | None:
+    """What `mhd train` says of the record `train` returned: where a stopped run resumes, or what was
+    trained how fast; nothing when a finished run had nothing to train (`train` said so itself)."""
+    if "stopped_at" in record:
+        return f"stopped at step {record['stopped_at']} as asked; rerun the same command to resume"
+    if record.get("nothing_to_train"):
+        return None
+    return (f"{run['method']} H={run['heads']}: {run['steps']} steps in {record['wall_time_s']:.1f} s "
+            f"({record['images_per_s']} images/s) on {record['device']['device']} -> {out_dir}")
+
+
 def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, stop_after) -> dict:
     from tqdm.auto import tqdm
 
@@ -107,7 +121,7 @@ def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, sto
     if trainer.step >= run["steps"]:
         return _finished(out, trainer, loaded.record)
     start, t0, eval_s, record = trainer.step, time.perf_counter(), 0.0, None
-    images_per_step = fed.clients * run["batch_private"] + len(trainer.models) * run["batch_public"] * trainer.uses_public
+    images_per_step = budget.images_per_step(run, len(trainer.models))
     bar = tqdm(total=run["steps"], initial=start, disable=None if progress is None else not progress,
                desc=f"{run['method']} H={run['heads']}", unit="step", dynamic_ncols=True)
     while trainer.step < run["steps"]:
@@ -126,7 +140,7 @@ def _train(run, prepared, split_dir, graph_dir, out: Path, device, progress, sto
                                  eval_s + now - e0, images_per_step, files.sha256_bytes(text.encode()))
             checkpoint.save(trainer, ckpt, record)
             eval_s += time.perf_counter() - e0
-            best, private = headline(rows, run["heads"])
+            best, private = headline(rows)
             bar.set_postfix(shared_best_head=f"{best:.3f}", private_main=f"{private:.3f}")
             if bar.disable:  # logs get one line per evaluation instead of a bar
                 print(f"step {trainer.step}/{run['steps']}: shared accuracy of the best head {best:.3f}, "

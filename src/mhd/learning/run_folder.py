@@ -2,7 +2,8 @@
 metrics.csv (a row per evaluation step, client, head and metric) and run.json (the training record,
 with metrics.csv's hash). Read here, and checked whole before anything reports a run: a metrics.csv
 cut or edited after training, or one that stops before the run's last step or lacks a client or a
-head, is refused, never summarised as the run's result."""
+head, is refused, never summarised as the run's result. Also the shared readout's head of a run
+(`best_heads`), which training logs and the report reads."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def redo(run_dir: Path) -> str:
 
 def read_run_file(path: str | Path) -> tuple[dict, dict]:
     """RUN.yaml, as the workflow writes it: {run: {...every run key}, inputs: {prepared, split, graph}}.
-    Returns (run, inputs); the run's keys are validated by `config.validate_run`, not here."""
+    Returns (run, inputs), the run as written: `config.load_run_file` reads it here and validates the run
+    (what training takes); a summary takes the run as it was trained."""
     path = Path(path)
     try:  # a regular file only (a FIFO would block); read as every config file: 1e-3 is a number
         spec = yaml.load(files.read_regular(path, "a run config (RUN.yaml)").decode("utf-8"), Loader=Loader)
@@ -53,6 +55,17 @@ def read_run_file(path: str | Path) -> tuple[dict, dict]:
 def evaluation_steps(steps: int, eval_every: int) -> list[int]:
     """The steps a run evaluates at (learning/run.py): every `eval_every` steps and the last."""
     return sorted({*range(eval_every, steps + 1, eval_every), steps})
+
+
+def best_heads(rows: pd.DataFrame) -> pd.Series:
+    """The shared readout's head of each run: of its heads 0..H (not the ensemble), the one with the
+    highest mean shared accuracy over clients at the run's last evaluation (the readout the paper
+    reports). `rows`: a row per run, step, client and head with its shared_acc (a summary, or one
+    evaluation of a run in training). On a tie, the first head in the heads' order as text."""
+    last = rows[rows.step == rows.groupby("run").step.transform("max")]
+    last = last[last["head"] != "ensemble"]
+    means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
+    return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
 
 
 def check_whole(long: pd.DataFrame, run: dict, source: str) -> None:

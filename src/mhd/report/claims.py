@@ -5,18 +5,22 @@ side; inconclusive: it straddles the bar, or there are fewer than two seeds. A c
 not in the summary says so, and no verdict is made up for it.
 
 "The default run" is the config's `run` (its defaults) under a method: claims compare runs that are
-equal in every setting but the ones named."""
+equal in every setting but the ones named. `write` is `mhd claims`: the summary read back checked,
+the claims, results/claims.csv and .md, and what DVC shows (headline.py)."""
 
 from __future__ import annotations
 
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import graphs, splits
-from ..learning import methods
-from . import diffusion, readouts, summary
+from ..data import files
+from ..errors import MHDError
+from ..learning import methods, precision, run_folder
+from . import diffusion, headline, readouts, summary
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -56,10 +60,12 @@ def _norm(value) -> str:
 
 
 class Runs:
-    """The per-run readouts, and how to find the runs of a setting: the default run with overrides."""
+    """The per-run readouts, and how to find the runs of a setting: the default run with overrides.
+    `inputs`: run name -> the inputs its run.yaml names (prepared, split, graph), for the claims that
+    read a run's artefacts; a run without them is not measured there."""
 
-    def __init__(self, table: pd.DataFrame, defaults: dict):
-        self.table, self.defaults = table, defaults
+    def __init__(self, table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = None):
+        self.table, self.defaults, self.inputs = table, defaults, inputs or {}
         self.runs = readouts.per_run(table)
         self.keys = [k for k in readouts.settings(table) if k in defaults and k != "seed"]
         self.normed = self.runs[self.keys].map(_norm) if len(self.runs) else self.runs
@@ -133,21 +139,21 @@ def more_heads(r: Runs) -> list[dict]:
 
 
 def transitive(r: Runs) -> dict:
-    """On the ring: accuracy on the classes owned by clients 2 hops away, head 2 - head 1 (chained
-    heads carry one hop further per head). Owned classes are the skew split's primary classes."""
-    effects = {}
+    """On the ring, skew splits: accuracy on the classes owned by clients 2 hops away and by none
+    closer, head 2 - head 1 (chained heads carry one hop further per head). The hop distances and
+    the owned classes (primary classes) are read from each run's own graph and split."""
+    effects, unread = {}, []
     for _, run in r.select(method="mhd", topology="ring").iterrows():
         if run["scheme"] != "skew" or int(run["heads"]) < 2:
             continue
+        if run["run"] not in r.inputs:
+            unread.append(run["run"])
+            continue
         t = summary.last_step(r.table[r.table.run == run["run"]])
-        n = int(run["clients"])
-        classes = len([c for c in t.columns if c.startswith("class_acc_")])
-        d = diffusion.hops_to(graphs.make("ring", n, directed=bool(run["directed"])), n)
-        owned = [set(p) for p in splits.primary_classes(n, classes)]
+        reach = diffusion.reach(r.inputs[run["run"]]["split"], r.inputs[run["run"]]["graph"])
         per_client = []
-        for i in range(n):
-            cls = sorted(set().union(*(owned[j] for j in range(n) if d[i, j] == 2)) - set().union(
-                *(owned[j] for j in range(n) if d[i, j] < 2)))
+        for i in range(reach.clients):
+            cls = sorted(reach.classes_at(i, 2))
             if not cls:
                 continue
             acc = {k: t[(t.client == i) & (t["head"] == str(k))][[f"class_acc_{c}" for c in cls]].to_numpy().mean()
@@ -155,8 +161,10 @@ def transitive(r: Runs) -> dict:
             per_client.append(acc[2] - acc[1])
         if per_client:
             effects[int(run["seed"])] = float(np.mean(per_client))
+    note = (f"runs whose folder was not given (mhd claims --runs), so whose graph and split were not read: "
+            f"{', '.join(sorted(unread))}") if unread else ""
     return _row("5. Transitive learning: head k learns the classes of clients k hops away",
-                "ring: accuracy on the classes 2 hops away, head 2 - head 1", list(effects.values()), 0.0)
+                "ring: accuracy on the classes 2 hops away, head 2 - head 1", list(effects.values()), 0.0, note)
 
 
 def small_models(r: Runs) -> dict:
@@ -217,8 +225,12 @@ def ahead_of(r: Runs, other: str) -> dict:
     return _row(claim, measure, _paired(mhd, rival), 0.0, note)
 
 
-def check(table: pd.DataFrame, defaults: dict) -> pd.DataFrame:
-    r = Runs(table, defaults)
+def check(table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Every claim on the summary `table` at the default run `defaults` (see Runs for `inputs`)."""
+    return _checked(Runs(table, defaults, inputs))
+
+
+def _checked(r: Runs) -> pd.DataFrame:
     rows = [shared_lift(r), shared_lift_ensemble(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r), small_models(r),
             *(ahead_of(r, other) for other in NAIVE_FRONTS)]
     return pd.DataFrame(rows)
@@ -259,3 +271,49 @@ def markdown(claims: pd.DataFrame, unconverged: list[str], unmeasurable: list[st
         lines.append(f"Runs whose convergence cannot be judged (fewer than two evaluations in the last quarter): "
                      f"{', '.join(unmeasurable)}.")
     return "\n".join(lines) + "\n"
+
+
+def resolved(defaults: dict) -> dict:
+    """The default run with `precision: auto` resolved for its device on this machine, as the runs carry
+    it (config resolves it when it plans them), so that the default runs are found."""
+    if isinstance(defaults.get("precision"), str) and isinstance(defaults.get("device"), str):
+        return {**defaults, "precision": precision.resolve(defaults["precision"], defaults["device"])}
+    return defaults
+
+
+def convergence_lists(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Of the per-run readouts, (the runs that have not converged, those whose convergence cannot be
+    judged), each sorted by name."""
+    judged = runs.converged.notna()
+    unconverged = sorted(runs[judged & (runs.converged != True)].run)  # noqa: E712 (True, False or NaN)
+    return unconverged, sorted(runs[~judged].run)
+
+
+def write(summary_path: str | Path, defaults: dict, out: str | Path, run_dirs: list[str | Path] | None = None,
+          reference: str | Path | None = None, metrics_path: str | Path | None = None,
+          curves_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """`mhd claims`: the summary read back and checked (against its record and, given `run_dirs`, exactly
+    those runs as they are now, whose run.yaml also says where each run's graph and split are), the
+    claims at the default run `defaults` (the config's `run`), the verdicts that differ from a
+    `reference` claims.csv marked, written to `out`.csv and `out`.md; and, where asked, what DVC shows
+    (headline.write). Returns the claims and their markdown."""
+    source = f"--summary {summary_path}"
+    table = summary.read(summary_path, source, run_dirs)
+    summary.check(table, source, [Path(d).name for d in run_dirs] if run_dirs else None)
+    inputs = {Path(d).name: run_folder.read_run_file(Path(d) / "run.yaml")[1] for d in run_dirs or ()}
+    try:
+        r = Runs(table, resolved(defaults), inputs)
+        checked = _checked(r)
+    except KeyError as exc:
+        raise MHDError(f"--defaults lacks the run key {exc}; give the config's whole `run`") from exc
+    if reference:
+        try:
+            text = files.read_regular(reference, "a claims.csv (docs/claims-reference.csv)")
+            checked = with_reference(checked, pd.read_csv(io.BytesIO(text)))
+        except (OSError, ValueError, KeyError) as exc:
+            raise MHDError(f"--reference {reference}: not a claims table ({exc})") from exc
+    text = markdown(checked, *convergence_lists(r.runs))
+    files.write_text(f"{out}.csv", checked.to_csv(index=False))
+    files.write_text(f"{out}.md", text)
+    headline.write(table, r, metrics_path, curves_dir)
+    return checked, text

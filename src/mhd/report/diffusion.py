@@ -1,13 +1,16 @@
 """The theory of information diffusion over the graph: how far each client is from each sender, which
-classes a client owns, and which classes chained distillation can carry to head k (walks of k edges)."""
+classes a client owns, and which classes chained distillation can carry to head k (walks of k edges).
+Read from a run's own artefacts (its graph and its split), never rebuilt from its settings."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..data import graphs
+from ..data import graphs, splits
 
 
 def hops_to(edges: list, n: int) -> np.ndarray:
@@ -25,23 +28,48 @@ def hops_to(edges: list, n: int) -> np.ndarray:
     return d
 
 
-def owned_classes(distribution: np.ndarray) -> list[set]:
-    """A client owns the classes it draws more often than uniform (its primary classes under `skew`)."""
-    c = distribution.shape[1]
-    return [set(np.flatnonzero(row > 1.0 / c).tolist()) for row in distribution]
+@dataclass
+class Reach:
+    """A run's graph and split as the theory reads them: who is how many hops from whom, and which
+    classes each client owns (its primary classes, splits.primary_classes)."""
+    edges: list
+    hops_NxN: np.ndarray   # d[i, j]: fewest edges from sender j to receiver i (hops_to)
+    owned: list[set]       # per client, its primary classes
+    classes: int
+
+    @property
+    def clients(self) -> int:
+        return len(self.owned)
+
+    def classes_at(self, i: int, hop: int) -> set:
+        """The classes owned by the clients `hop` hops from client i and by none closer: what head
+        `hop` of client i can learn that no earlier head could."""
+        d, n = self.hops_NxN[i], self.clients
+        closer = set().union(*(self.owned[j] for j in range(n) if d[j] < hop))
+        return set().union(*(self.owned[j] for j in range(n) if d[j] == hop)) - closer
 
 
-def predicted_coverage(edges: list, n: int, owned: list[set], classes: int, heads: int, include_self: bool) -> np.ndarray:
+def reach(split_dir: str | Path, graph_dir: str | Path) -> Reach:
+    """The Reach of a run, read from its split and graph artefacts (each checked as it is read)."""
+    edges, _ = graphs.read(graph_dir)
+    split, _ = splits.read(split_dir)
+    primary = splits.primary_classes(split.distribution)
+    n, classes = primary.shape
+    return Reach(edges, hops_to(edges, n), [set(np.flatnonzero(row).tolist()) for row in primary], classes)
+
+
+def predicted_coverage(r: Reach, heads: int, include_self: bool) -> np.ndarray:
     """[client, head k]: share of classes owned by clients that reach the client by a walk of exactly
     k edges (at most k with include_self): what chained distillation can carry to head k."""
-    a = graphs.senders_matrix(edges, n).astype(int)
+    n = r.clients
+    a = graphs.senders_matrix(r.edges, n).astype(int)
     if include_self:
         a |= np.eye(n, dtype=int)
     walk = np.eye(n, dtype=int)
     out = np.zeros((n, heads + 1))
     for k in range(heads + 1):
         for i in range(n):
-            reach = set().union(*(owned[j] for j in np.flatnonzero(walk[i])))
-            out[i, k] = len(reach) / classes
+            carried = set().union(*(r.owned[j] for j in np.flatnonzero(walk[i])))
+            out[i, k] = len(carried) / r.classes
         walk = (a @ walk > 0).astype(int)
     return out

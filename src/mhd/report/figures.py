@@ -1,5 +1,6 @@
-"""The paper's figures, one function per kind. Each reads an experiment spec (its runs and their
-artefacts), draws one figure and writes it as PNG and PDF. Spread is over clients and seeds."""
+"""The paper's figures, one function per kind, named as the kind (report/kinds.py). Each reads an
+experiment spec (its runs and their artefacts), draws one figure and writes it as PNG and PDF. Spread
+is over clients and seeds."""
 
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..data import datasets, graphs, splits  # noqa: E402
-from ..learning import methods  # noqa: E402
-from . import kinds, plots, readouts, summary  # noqa: E402
-from .diffusion import hops_to, owned_classes, predicted_coverage  # noqa: E402
+from ..data import datasets, splits  # noqa: E402
+from ..data import graphs as graph_files  # noqa: E402 (`graphs` is a figure kind, drawn below)
+from ..learning import methods, run_folder  # noqa: E402
+from . import diffusion, kinds, plots, readouts, summary  # noqa: E402
 
 ERR = ("sd", 1)
 
 
 def _readouts(table: pd.DataFrame) -> pd.DataFrame:
     """Each run's best head (`best`, read for shared accuracy) and a method label for the legend."""
-    best = summary.best_heads(table)
+    best = run_folder.best_heads(table)
     return table.assign(best=table["run"].map(best), label=table.apply(lambda r: methods.label(r["method"], r["heads"]),
                                                                        axis=1))
 
@@ -174,24 +175,20 @@ def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
     _save_both(fig, out)
 
 
-def _run_inputs(spec: dict, run: str) -> tuple[list, np.ndarray]:
+def _reach(spec: dict, run: str) -> diffusion.Reach:
+    """The run's hop distances and primary classes, read from its graph and split artefacts."""
     r = next(r for r in spec["runs"] if r["id"] == run)
-    edges, _ = graphs.read(r["graph"])
-    split, _ = splits.read(r["split"])
-    return edges, split.distribution
+    return diffusion.reach(r["split"], r["graph"])
 
 
 def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
     rows = []
     for run, t in summary.heads_at_last_step(table, auxiliary_only=True).groupby("run"):
-        edges, dist = _run_inputs(spec, run)
-        n, classes = dist.shape
-        d, owned = hops_to(edges, n), owned_classes(dist)
+        reach = _reach(spec, run)
         for _, r in t.iterrows():
             i = int(r.client)
-            for hop in sorted({int(x) for x in d[i] if np.isfinite(x) and x > 0}):
-                closer = set().union(*(owned[j] for j in range(n) if d[i, j] < hop))
-                cls = set().union(*(owned[j] for j in range(n) if d[i, j] == hop)) - closer
+            for hop in sorted({int(x) for x in reach.hops_NxN[i] if np.isfinite(x) and x > 0}):
+                cls = reach.classes_at(i, hop)
                 if cls:
                     graph = r.topology + ("-directed" if r.directed else "") + (", include_self" if r.include_self else "")
                     rows.append({"topology": graph, "head": int(r["head"]),
@@ -210,10 +207,8 @@ def transitive(table: pd.DataFrame, spec: dict, out: Path) -> None:
 def theory(table: pd.DataFrame, spec: dict, out: Path) -> None:
     rows = []
     for run, t in summary.heads_at_last_step(table, auxiliary_only=True).groupby("run"):
-        edges, dist = _run_inputs(spec, run)
-        n, classes = dist.shape
         first = t.iloc[0]
-        cover = predicted_coverage(edges, n, owned_classes(dist), classes, int(first.heads), bool(first.include_self))
+        cover = diffusion.predicted_coverage(_reach(spec, run), int(first.heads), bool(first.include_self))
         for _, r in t.iterrows():
             k, topo = int(r["head"]), r.topology
             rows.append({"topology": topo, "head": k, "value": cover[int(r.client), k], "what": "predicted coverage"})
@@ -266,11 +261,11 @@ def label_distribution(spec: dict, out: Path) -> None:
     _save_both(fig, out)
 
 
-def graph_drawings(spec: dict, out: Path) -> None:
+def graphs(spec: dict, out: Path) -> None:
     n = len(spec["graphs"])
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
     for ax, graph_dir in zip(axes[0], spec["graphs"]):
-        edges, meta = graphs.read(graph_dir)
+        edges, meta = graph_files.read(graph_dir)
         plots.draw_graph(ax, edges, meta["params"]["clients"], Path(graph_dir).name)
     fig.tight_layout()
     _save_both(fig, out)
@@ -321,12 +316,9 @@ def _finish(fig, legend_ax, out: Path, legend: bool = True) -> None:
     _save_both(fig, out)
 
 
-# kinds.py names the kinds; these draw them (tests/test_config.py keeps the two in step)
-TRAINING_KINDS = {"learning_curves": learning_curves, "per_head": per_head, "sweep": sweep, "ablation": ablation,
-                  "topologies": topologies, "transitive": transitive, "heterogeneous": heterogeneous,
-                  "theory": theory, "communication": communication, "pareto": pareto,
-                  "teacher_precision": teacher_precision}
-DATA_KINDS = {"label_distribution": label_distribution, "graphs": graph_drawings}
+# kinds.py names the kinds; each is drawn by the function of its name here (a kind without one fails
+# on import)
+DRAW = {kind: globals()[kind] for kind in kinds.KINDS}
 
 
 def draw(spec: dict, out: str | Path) -> None:
@@ -335,7 +327,7 @@ def draw(spec: dict, out: str | Path) -> None:
     out = Path(out)
     kind = spec["figure"]
     if kind in kinds.DATA_KINDS:
-        DATA_KINDS[kind](spec, out)
+        DRAW[kind](spec, out)
     else:
         table = summary.collect([r["dir"] for r in spec["runs"]])
-        TRAINING_KINDS[kind](table, spec, out)
+        DRAW[kind](table, spec, out)

@@ -1,33 +1,55 @@
-"""The figure kinds an experiment may name: those drawn from trained runs and those drawn from the
-data artefacts alone. The one list: the config check and the workflow read it from here, and
-figures.py draws exactly these (a test keeps them in step). Also what an experiment spec of each kind
-holds (check_spec), so that `mhd figure` and `mhd table` refuse another's spec before drawing."""
+"""The figure kinds an experiment may name, each once, with what it is drawn from and what its
+experiment must give it: the one list. The config check (checks.py), the workflow and figures.py
+read it from here (figures.py draws each kind with the function of its name; a test keeps the two
+in step). Also what an experiment spec of each kind holds (check_spec, read_spec), so that
+`mhd figure` and `mhd table` refuse another's spec before drawing."""
 
-TRAINING_KINDS = ("learning_curves", "per_head", "sweep", "ablation", "topologies", "transitive", "heterogeneous",
-                  "theory", "communication", "pareto", "teacher_precision")
-DATA_KINDS = ("label_distribution", "graphs")
-KINDS = (*TRAINING_KINDS, *DATA_KINDS)
-SWEPT_KINDS = ("sweep", "ablation")  # their x axis is the spec's `x`, a run key
-# The run keys each training figure tells apart (axis, colour, facet; a swept kind adds its `x`): runs
-# that differ in any other key, beyond the seeds it averages over, would be pooled into one mark, so
-# the config check refuses them (checks.pooled). Kept in step with figures.py's hue, style and facets.
-DRAWN = {
-    "learning_curves": ("method", "heads"),
-    "per_head": ("method", "heads", "include_self"),
-    "sweep": ("method", "heads"),
-    "ablation": ("method", "heads"),
-    "topologies": ("topology",),
-    "transitive": ("topology", "directed", "include_self"),
-    "heterogeneous": ("method", "heads", "architecture", "architectures"),
-    "theory": ("topology",),
-    "communication": ("method", "heads", "fedavg_every", "refresh_every"),
-    "pareto": ("method", "heads", "include_self", "teacher", "nu_aux", "nu_main"),
-    "teacher_precision": ("teacher", "topology"),
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Kind:
+    trained: bool = True      # drawn from trained runs; else from the data artefacts alone
+    auxiliary: bool = False   # shows auxiliary heads: an experiment without an MHD run draws an empty figure
+    swept: bool = False       # its x axis is a run key: the spec's `x`, or a grid key other than the seeds
+    edges: bool = False       # drawn from the graph's edges (hop distances, walks, the drawing)
+    sending: bool = False     # accuracy against bytes sent: needs a run that sends something
+    data: tuple = ()          # a data figure's spec keys, beyond its name and figure (paths)
+    # the run keys it tells runs apart by (axis, colour, facet; a swept kind adds its `x`): runs that
+    # differ in any other key, beyond the seeds it averages over, would be pooled into one mark, so the
+    # config check refuses them (checks.pooled). Kept in step with figures.py's hue, style and facets.
+    drawn: tuple = ()
+
+
+KIND = {
+    "learning_curves": Kind(drawn=("method", "heads")),
+    "per_head": Kind(auxiliary=True, drawn=("method", "heads", "include_self")),
+    "sweep": Kind(swept=True, drawn=("method", "heads")),
+    "ablation": Kind(swept=True, drawn=("method", "heads")),
+    "topologies": Kind(auxiliary=True, drawn=("topology",)),
+    "transitive": Kind(auxiliary=True, edges=True, drawn=("topology", "directed", "include_self")),
+    "heterogeneous": Kind(drawn=("method", "heads", "architecture", "architectures")),
+    "theory": Kind(auxiliary=True, edges=True, drawn=("topology",)),
+    "communication": Kind(sending=True, drawn=("method", "heads", "fedavg_every", "refresh_every")),
+    "pareto": Kind(drawn=("method", "heads", "include_self", "teacher", "nu_aux", "nu_main")),
+    "teacher_precision": Kind(drawn=("teacher", "topology")),
+    "label_distribution": Kind(trained=False, data=("dataset_meta", "splits")),
+    "graphs": Kind(trained=False, edges=True, data=("graphs",)),
 }
+KINDS = tuple(KIND)
+TRAINING_KINDS = tuple(k for k in KINDS if KIND[k].trained)
+DATA_KINDS = tuple(k for k in KINDS if not KIND[k].trained)
+AUXILIARY_KINDS = tuple(k for k in KINDS if KIND[k].auxiliary)
+SWEPT_KINDS = tuple(k for k in KINDS if KIND[k].swept)
+EDGE_KINDS = tuple(k for k in KINDS if KIND[k].edges)
+SENDING_KINDS = tuple(k for k in KINDS if KIND[k].sending)
+DRAWN = {k: KIND[k].drawn for k in TRAINING_KINDS}
 
 # What an experiment spec (results/experiments/<experiment>.json, the workflow's rule experiment_spec)
 # holds for `mhd figure` and `mhd table`, beyond its `name` and `figure`: exactly what figures.py reads.
-DATA_SPEC_KEYS = {"label_distribution": ("dataset_meta", "splits"), "graphs": ("graphs",)}
+DATA_SPEC_KEYS = {k: KIND[k].data for k in DATA_KINDS}
 RUN_KEYS = ("id", "dir", "split", "graph")  # of each of a training figure's `runs`
 
 
@@ -80,3 +102,20 @@ def check_spec(spec, source: str, trained: bool = False) -> None:
         problems.append(problem)
     if problems:
         raise MHDError(f"{source}: not a spec of a {kind!r} figure: {'; '.join(problems)}; {fix}")
+
+
+def read_spec(path: str | Path, trained: bool = False) -> dict:
+    """An experiment spec (results/experiments/<name>.json) with what its figure kind needs (and runs,
+    when `trained`), or an MHDError naming `--spec` and the file."""
+    from ..data import files
+    from ..errors import MHDError
+
+    try:  # a regular file: a FIFO given as --spec is refused, not waited on
+        spec = json.loads(files.read_regular(path, "an experiment spec, written by the workflow "
+                                             "(results/experiments/<experiment>.json, rule experiment_spec)"))
+    except MHDError as exc:
+        raise MHDError(f"--spec {exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise MHDError(f"--spec {path}: not JSON ({exc})") from exc
+    check_spec(spec, f"--spec {path}", trained)
+    return spec

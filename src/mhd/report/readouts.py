@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..learning import methods, teachers
+from ..learning import methods, run_folder, teachers
 from . import summary
 
 # columns of the summary that are measurements, not settings of the run
-MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "bytes_sent", "train_loss",
-            "client_architecture", "last_quarter_movement", "converged")
+MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "teacher_precision", "bytes_sent",
+            "train_loss", "client_architecture", "last_quarter_movement", "converged")
 
 
 def settings(table: pd.DataFrame) -> list[str]:
@@ -30,7 +30,7 @@ def family(method: str, heads: int, include_self: bool, teacher: str = teachers.
 
 def per_run(table: pd.DataFrame) -> pd.DataFrame:
     last = summary.last_step(table)
-    best = summary.best_heads(table)
+    best = run_folder.best_heads(table)
     keys = settings(table)
     rows = []
     for run, t in last.groupby("run"):

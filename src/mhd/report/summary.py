@@ -1,4 +1,5 @@
-"""Gather runs into one table: a row per run, client, head and step, every run setting a column."""
+"""Gather runs into one table: a row per run, client, head and step, every run setting a column;
+read it back checked; its last-step selections and each run's convergence."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import files
-from ..errors import DataError
+from ..errors import DataError, MHDError
 from ..learning import methods, run_folder
 
 PER_CLIENT = run_folder.CLIENT_METRICS  # metrics of a client, not of a head
@@ -148,10 +149,11 @@ LAST_SHARE = 0.25        # ... over the last quarter of its training
 
 
 def convergence(table: pd.DataFrame) -> pd.DataFrame:
-    """Per run: how far the best head's shared accuracy (mean over clients) moved over the last quarter
-    of training (max - min over the evaluations from 75 % of the steps on, the last included), and
-    whether that is under 1 point. Both NaN (not judged) when fewer than two evaluations fall in that quarter."""
-    best = best_heads(table)
+    """Per run: how far its best head's shared accuracy (run_folder.best_heads; mean over clients) moved
+    over the last quarter of training (max - min over the evaluations from 75 % of the steps on, the
+    last included), and whether that is under 1 point. Both NaN (not judged) when fewer than two
+    evaluations fall in that quarter."""
+    best = run_folder.best_heads(table)
     rows = []
     for run, t in table[table["head"] != "ensemble"].groupby("run"):
         curve = t[t["head"] == best[run]].groupby("step").shared_acc.mean()
@@ -175,13 +177,6 @@ def heads_at_last_step(table: pd.DataFrame, auxiliary_only: bool = False) -> pd.
     return last[last.heads > 0] if auxiliary_only else last
 
 
-def best_heads(table: pd.DataFrame) -> pd.Series:
-    """Per run, the head (0..H, not the ensemble) with the highest mean shared accuracy at the last step."""
-    last = heads_at_last_step(table)
-    means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
-    return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
-
-
 def headline_table(table: pd.DataFrame) -> str:
     """Markdown: one row per method (and H), one column per head, 'shared / private' at the last step,
     mean over clients and seeds."""
@@ -202,3 +197,21 @@ def headline_table(table: pd.DataFrame) -> str:
                  if (name, h) in means.index else "" for h in heads]
         lines.append(f"| {name} | {seeds[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def where(table: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
+    """The rows whose column KEY holds VALUE (compared as text) for every KEY=VALUE in `conditions`
+    (`mhd table --where`); none left is the user's error."""
+    for cond in conditions:
+        key, _, value = cond.partition("=")
+        if key not in table.columns:
+            raise MHDError(f"--where {cond}: no column {key!r}; columns: {', '.join(table.columns)}")
+        table = table[table[key].astype(str) == value]
+    if table.empty:
+        raise MHDError(f"no rows match {' and '.join(conditions)}")
+    return table
+
+
+def headline_of(run_dirs: list[str | Path], conditions: list[str] = ()) -> str:
+    """`mhd table`: `headline_table` of the runs' rows that meet `conditions` (see `where`)."""
+    return headline_table(where(collect(run_dirs), list(conditions)))
