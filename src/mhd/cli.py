@@ -149,6 +149,8 @@ def cmd_summarize(args) -> None:
     table = summary.collect(args.runs)
     summary.write(table, args.runs, args.out)
     print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out} (and its record {summary.record_path(args.out)})")
+    if note := summary.code_note(args.out):
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def _count(zero: str, what: str, least: int = 0):

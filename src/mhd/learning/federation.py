@@ -37,6 +37,8 @@ class Federation:
     data: TensorData                  # training split on the device: private sets and the public set
     test_x: torch.Tensor              # T x C x H x W uint8: the evaluation subset of the test split
     test_y: torch.Tensor              # T
+    val_x: torch.Tensor               # V x C x H x W uint8: the validation split (labelled, from the training
+    val_y: torch.Tensor               # split, never trained on): what every selection reads (splits.make)
     private_dist_NxC: torch.Tensor    # each client's private class distribution (private accuracy)
     senders_main_NxJ: torch.Tensor    # [i, j]: j sends to i (main-head distillation)
     senders_aux_NxJ: torch.Tensor     # the same, plus i itself when include_self (auxiliary heads)
@@ -70,6 +72,8 @@ class Federation:
         return cls(
             clients=n, classes=classes, device=dev, data=data,
             test_x=tensors["test_x"][test_idx].to(dev), test_y=tensors["test_y"][test_idx].to(dev),
+            val_x=tensors["train_x"][torch.as_tensor(split.validation)].to(dev),
+            val_y=tensors["train_y"][torch.as_tensor(split.validation)].to(dev),
             private_dist_NxC=torch.as_tensor(counts / counts.sum(1, keepdims=True), dtype=torch.float32, device=dev),
             senders_main_NxJ=senders.to(dev), senders_aux_NxJ=senders_aux.to(dev),
             out_degree=[sum(1 for s, _ in edges if s == i) for i in range(n)],

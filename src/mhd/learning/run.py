@@ -31,8 +31,10 @@ def metrics_text(rows: list[list]) -> str:
 def headline(rows: list[list]) -> tuple[float, float]:
     """At one evaluation, the mean over clients of the shared accuracy of the shared readout's head
     (run_folder.best_heads) and of the private accuracy of the main head."""
-    shared = pd.DataFrame([(s, c, h, v) for s, c, h, m, v in rows if m == "shared_acc"],
-                          columns=["step", "client", "head", "shared_acc"]).assign(run="")
+    accuracy = pd.DataFrame([(s, c, h, m, v) for s, c, h, m, v in rows if m in ("shared_acc", "val_shared_acc")],
+                            columns=["step", "client", "head", "metric", "value"])
+    shared = accuracy.pivot_table(index=["step", "client", "head"], columns="metric", values="value").reset_index()
+    shared = shared.assign(run="")
     best = run_folder.best_heads(shared).iloc[0]
     private = [v for s, c, h, m, v in rows if m == "private_acc" and h == "0"]
     return float(shared[shared["head"] == best].shared_acc.mean()), float(np.mean(private))

@@ -19,7 +19,8 @@ from ..errors import ConfigError, DataError
 from ..yaml_loaders import Loader
 
 METRICS_COLUMNS = ["step", "client", "head", "metric", "value"]
-HEAD_METRICS = ("shared_acc", "private_acc")  # every head of every client at every evaluation
+# every head of every client at every evaluation: on the test split and on the validation split
+HEAD_METRICS = ("shared_acc", "private_acc", "val_shared_acc", "val_private_acc")
 CLIENT_METRICS = ("bytes_sent", "train_loss")  # every client at every evaluation (head "-")
 INPUTS = ("prepared", "split", "graph")
 
@@ -59,13 +60,14 @@ def evaluation_steps(steps: int, eval_every: int) -> list[int]:
 
 def best_heads(rows: pd.DataFrame) -> pd.Series:
     """The shared readout's head of each run: of its heads 0..H (not the ensemble), the one with the
-    highest mean shared accuracy over clients at the run's last evaluation (the readout the paper
-    reports). `rows`: a row per run, step, client and head with its shared_acc (a summary, or one
-    evaluation of a run in training). On a tie, the first head in the heads' order as text."""
+    highest mean VALIDATION shared accuracy over clients at the run's last evaluation, chosen on the
+    validation split so that the test split reporting its accuracy never chose it. `rows`: a row per
+    run, step, client and head with its val_shared_acc (a summary, or one evaluation of a run in
+    training). On a tie, the first head in the heads' order as text."""
     last = rows[rows.step == rows.groupby("run").step.transform("max")]
     last = last[last["head"] != "ensemble"]
-    means = last.groupby(["run", "head"]).shared_acc.mean().reset_index()
-    return means.loc[means.groupby("run").shared_acc.idxmax()].set_index("run")["head"]
+    means = last.groupby(["run", "head"]).val_shared_acc.mean().reset_index()
+    return means.loc[means.groupby("run").val_shared_acc.idxmax()].set_index("run")["head"]
 
 
 def check_whole(long: pd.DataFrame, run: dict, source: str) -> None:

@@ -10,7 +10,8 @@ from ..learning import methods, run_folder, teachers
 from . import summary
 
 # columns of the summary that are measurements, not settings of the run
-MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "teacher_precision", "bytes_sent",
+MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "val_shared_acc", "val_private_acc",
+            "teacher_precision", "bytes_sent",
             "train_loss", "client_architecture", "last_quarter_movement", "converged")
 
 

@@ -16,8 +16,8 @@ from ..learning import methods, run_folder
 
 PER_CLIENT = run_folder.CLIENT_METRICS  # metrics of a client, not of a head
 # what a summary must hold to be read (the run's settings that say which rows it must have, and the readouts)
-NEEDED = ("run", "step", "client", "head", "shared_acc", "private_acc", "method", "heads", "seed", "steps",
-          "eval_every", "clients")
+NEEDED = ("run", "step", "client", "head", "shared_acc", "private_acc", "val_shared_acc", "val_private_acc", "method",
+          "heads", "seed", "steps", "eval_every", "clients")
 
 
 def load_run(run_dir: str | Path) -> pd.DataFrame:
@@ -72,10 +72,28 @@ def write(table: pd.DataFrame, run_dirs: list[str | Path], out: str | Path) -> N
     metrics.csv it summarises (from the run's run.json), so that a reader can check the summary against
     itself and against the runs as they are now."""
     text = table.to_csv(index=False)
-    runs = {Path(d).name: json.loads(files.read_regular(Path(d) / "run.json", "a run's run.json"))["metrics_sha256"]
-            for d in run_dirs}
+    records = {Path(d).name: json.loads(files.read_regular(Path(d) / "run.json", "a run's run.json")) for d in run_dirs}
+    runs = {name: r["metrics_sha256"] for name, r in records.items()}
+    code = {name: (r.get("code") or {}).get("sha256") for name, r in records.items()}
     files.write_text(out, text)
-    files.write_json(record_path(out), {"sha256": files.sha256_bytes(text.encode()), "runs": runs})
+    files.write_json(record_path(out), {"sha256": files.sha256_bytes(text.encode()), "runs": runs, "code": code})
+
+
+def code_note(path: str | Path) -> str:
+    """'' when every run of the summary at `path` was trained by the training code of this checkout;
+    else a sentence saying which code trained which runs, and how to retrain them (Snakemake does not
+    rerun a finished job when the package changes, so a study can mix results of several versions)."""
+    from ..data import provenance
+
+    code = files.read_record(record_path(path), RECORD, "`mhd summarize` rewrites it").get("code") or {}
+    now = provenance.code_sha256()
+    other = sorted(name for name, sha in code.items() if sha != now)
+    if not other:
+        return ""
+    versions = sorted({str(code[name])[:12] for name in other})
+    return (f"{len(other)} of {len(code)} runs were trained by other training code than this checkout's "
+            f"({now[:12]}): {', '.join(versions)} ({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); "
+            f"`snakemake --cores 2 all_figures --forcerun train` retrains them with this code")
 
 
 RECORD = {("sha256",): files.SHA256, ("runs",): files.MAPPING}
@@ -131,7 +149,8 @@ def check(table: pd.DataFrame, source: str, runs: list[str] | None = None) -> No
     if table.empty or missing:
         raise DataError(f"{source}: not a summary of runs (lacks the columns {missing or list(NEEDED)}); "
                         f"`mhd summarize` writes one")
-    for column in ("step", "client", "heads", "seed", "steps", "eval_every", "clients", "shared_acc", "private_acc"):
+    for column in ("step", "client", "heads", "seed", "steps", "eval_every", "clients", "shared_acc", "private_acc",
+                   "val_shared_acc", "val_private_acc"):
         if not pd.api.types.is_numeric_dtype(table[column]):
             bad = table[column][pd.to_numeric(table[column], errors="coerce").isna()].iloc[0]
             raise DataError(f"{source}: column {column} must hold numbers, found {bad!r}; `mhd summarize` writes it")
