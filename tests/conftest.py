@@ -44,7 +44,8 @@ def inputs(tiny_prepared, tmp_path_factory):
     tensors, meta = datasets.load(tiny_prepared)
     labels = tensors["train_y"].numpy()
     root = tmp_path_factory.mktemp("inputs")
-    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120)
+    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120,
+                    validation_per_class=10)
     splits.write(root / "split", s, labels, 10, {"clients": 4})
     for topo in ("ring", "complete"):
         graphs.write(root / topo, graphs.make(topo, 4), {"clients": 4, "topology": topo})

@@ -1,9 +1,11 @@
 import copy
+import inspect
 
 import pytest
 import yaml
 
 from mhd import config as mconfig
+from mhd.data import splits
 from mhd.errors import ConfigError
 
 
@@ -25,6 +27,7 @@ def test_default_and_smoke_configs_are_valid(repo):
     (lambda c: c.update(extra=1), r"unknown key 'extra' under \(top level\)"),
     (lambda c: c["run"].update(clients="five"), r"run.clients = 'five' .*not of type 'integer'"),
     (lambda c: c["run"].update(skew=0), r"run.skew = 0 .*less than or equal to the minimum of 0"),
+    (lambda c: c["run"].update(validation_per_class=0), r"run.validation_per_class = 0 .*less than the minimum of 1"),
     (lambda c: c["run"].update(topology="torus"), r"run.topology = 'torus'"),
     (lambda c: c["dataset"].update(name="svhn"), r"dataset.name = 'svhn'"),
     (lambda c: c["run"].update(architecture="vgg11"), r"run.architecture = 'vgg11'"),
@@ -63,8 +66,8 @@ def test_expand_rows_times_grid_and_ids(base):
     runs = mconfig.expand(cfg)["e"]
     assert len(runs) == 4
     ids = [(mconfig.split_id("fashion_mnist", r), mconfig.graph_id(r)) for r in runs]
-    assert ids[0] == ("fashion_mnist-n4-skew100-pub0.2-m3000-seed0", "ring-n4")
-    assert ids[3] == ("fashion_mnist-n6-labeldir0.5-pub0.2-m3000-seed0", "islands2-n6")
+    assert ids[0] == ("fashion_mnist-n4-skew100-pub0.2-m3000-val100-seed0", "ring-n4")
+    assert ids[3] == ("fashion_mnist-n6-labeldir0.5-pub0.2-m3000-val100-seed0", "islands2-n6")
 
 
 def test_same_graph_same_id_same_params(base):
@@ -73,6 +76,35 @@ def test_same_graph_same_id_same_params(base):
     assert mconfig.graph_id(run) == mconfig.graph_id(directed) == "complete-n5"
     assert mconfig.graph_params(run) == mconfig.graph_params(directed)
     assert mconfig.split_id("m", {**run, "skew": 100}) == mconfig.split_id("m", {**run, "skew": 100.0})
+
+
+def test_validation_per_class_reaches_the_split_unrenamed_and_names_it(base):
+    run = mconfig.expand(base)["label_skew"][0]
+    other = {**run, "validation_per_class": 7}
+    assert mconfig.split_params(other)["validation_per_class"] == 7
+    assert set(mconfig.split_params(other)) <= set(inspect.signature(splits.make).parameters)
+    assert mconfig.split_id("m", other) == "m-n5-skew1-pub0.2-m3000-val7-seed0"
+    assert mconfig.run_id("m", other) != mconfig.run_id("m", run), "a run on another validation set is another run"
+
+
+def test_a_validation_set_that_cannot_fit_is_refused_by_check(base):
+    """Fashion-MNIST (verified, 6000 images per class): the default split's public set takes 1200 of each
+    class and the clients at most 1502, so 3298 are left of the scarcest class."""
+    cfg = copy.deepcopy(base)
+    cfg["experiments"] = {"big": {"figure": "label_distribution", "train": False,
+                                  "grid": {"validation_per_class": [100, 3298, 3299]}}}
+    with pytest.raises(ConfigError, match=r"experiments.big: validation_per_class = 3299 \(in test.yaml\): split "
+                                          r"fashion_mnist-n5-skew100-pub0.2-m3000-val3299-seed0 of experiment big "
+                                          r"leaves 3298 images of class \d of fashion_mnist .*allowed: "
+                                          r"validation_per_class <= 3298") as err:
+        mconfig.validate(cfg, "test.yaml")
+    assert "3298 (in" not in str(err.value)
+    cfg["run"]["validation_per_class"] = 3299
+    cfg["experiments"]["big"]["grid"]["validation_per_class"] = [3299]
+    with pytest.raises(ConfigError, match=r"run.validation_per_class = 3299 \(in test.yaml\)"):
+        mconfig.validate(cfg, "test.yaml")
+    cfg["dataset"]["verify"] = False  # a copy of unknown size: the split stage decides
+    mconfig.validate(cfg, "test.yaml")
 
 
 def test_schema_is_the_workflow_one(repo):

@@ -25,7 +25,8 @@ def spec_file(repo, tiny_prepared, tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
     tensors, _ = datasets.load(tiny_prepared)
     labels = tensors["train_y"].numpy()
-    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120)
+    s = splits.make(labels, 10, clients=4, skew=100, public_fraction=0.1, samples_per_client=120,
+                    validation_per_class=10)
     splits.write(root / "split", s, labels, 10, {"clients": 4})
     graphs.write(root / "graph", graphs.make("ring", 4), {"clients": 4, "topology": "ring"})
     cfg = mconfig.load_layered(repo / "config" / "config.yaml", [repo / "config" / "smoke.yaml"])

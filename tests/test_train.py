@@ -176,7 +176,8 @@ def test_clients_of_unequal_sizes_draw_only_their_own_samples(repo, inputs, tmp_
 
     tensors, _ = datasets.load(inputs["prepared"])
     labels = tensors["train_y"].numpy()
-    s = splits.make(labels, 10, clients=4, scheme="dirichlet", alpha=0.5, public_fraction=0.1, samples_per_client=120)
+    s = splits.make(labels, 10, clients=4, scheme="dirichlet", alpha=0.5, public_fraction=0.1, samples_per_client=120,
+                    validation_per_class=10)
     sizes = [len(p) for p in s.private]
     assert len(set(sizes)) > 1
     splits.write(tmp_path / "split", s, labels, 10, {"clients": 4})

@@ -128,9 +128,10 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     assert figures == [f"{e}.{x}" for e in ("engine", "graphs", "labels") for x in ("pdf", "png")]
     assert (work / "results" / "studies" / "smoke" / "summary.csv").exists()
     assert not (work / "results" / "summary.csv").exists() and not list((work / "figures").glob("*.png"))
-    assert (work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-seed0.log").read_text().startswith("split")
-    stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv").read_text()
-    assert "public,0,15" in stats
+    split_log = work / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m200-val10-seed0.log"
+    assert split_log.read_text().startswith("split")
+    stats = (work / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-val10-seed0" / "stats.csv").read_text()
+    assert "public,0,15" in stats and "validation,0,10" in stats
     report = snakemake(repo, work, "--report", str(work / "report.html"), configfiles=configs)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (work / "report.html").stat().st_size > 100_000
@@ -163,9 +164,9 @@ def test_impossible_split_names_the_class(repo, tiny_idx, tmp_path):
     res = snakemake(repo, tmp_path / "work", "data_artefacts",
                     configfiles=[repo / "config" / "smoke.yaml", overlay])
     assert res.returncode != 0
-    log = (tmp_path / "work" / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m300-seed0.log").read_text()
+    log = (tmp_path / "work" / "logs" / "split" / "fashion_mnist-n4-skew100-pub0.1-m300-val10-seed0.log").read_text()
     assert "impossible split: the clients together need" in log and "of class" in log
-    assert not (tmp_path / "work" / "data" / "splits" / "fashion_mnist-n4-skew100-pub0.1-m300-seed0").exists()
+    assert not (tmp_path / "work" / "data" / "splits" / "fashion_mnist-n4-skew100-pub0.1-m300-val10-seed0").exists()
 
 
 def run(cmd, cwd, **kw):
@@ -243,7 +244,7 @@ def test_dvc_round_trip(repo, tiny_idx, tmp_path):
     assert "Nothing to be done" in out, out[-3000:]
     assert "up to date" in run("dvc status", clone)
     # corrupt one object in the remote: a fresh clone's pull detects it and does not check it out
-    stats = clone / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-seed0" / "stats.csv"
+    stats = clone / "data" / "splits" / "fashion_mnist-n4-skew1-pub0.1-m200-val10-seed0" / "stats.csv"
     digest = __import__("hashlib").md5(stats.read_bytes()).hexdigest()
     obj = remote / "files" / "md5" / digest[:2] / digest[2:]
     obj.chmod(0o644)
@@ -305,7 +306,7 @@ def test_paper_config_plans_the_gpu_sweep(repo, tmp_path):
     res = snakemake(repo, tmp_path / "plan", "-n", "all_figures", configfiles=[repo / "config" / "paper.yaml"])
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
-    assert "cifar100-n8-skew100-pub0.2-m4000-seed0" in out
+    assert "cifar100-n8-skew100-pub0.2-m4000-val50-seed0" in out
     train_jobs = out.split("rule train:")[1:]
     assert train_jobs and all("gpu=1" in job.split("rule ")[0] for job in train_jobs)
 

@@ -1,10 +1,12 @@
 """Checks of a config beyond its schema, each naming the value, where it is and what is allowed: a
 bounded size and depth (YAML aliases), finite numbers, figure kinds that exist and fit their experiments (and
-their graphs), a public set that is not empty."""
+their graphs), a public set that is not empty, a validation set that fits."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .data import datasets, graphs, splits
 from .errors import ConfigError
@@ -140,4 +142,43 @@ def public_set(config: dict, runs: dict[str, list[dict]], source: str) -> list[s
                     f"{where} = {fraction:g} (in {source}): int({fraction:g} x {info.train} training images of "
                     f"{name}) // {info.classes} classes = 0 public images per class, so no public set; allowed: "
                     f"public_fraction >= {info.classes / info.train:.6g}")
+    return list(problems.values())
+
+
+def validation_set(config: dict, runs: dict[str, list[dict]], source: str) -> list[str]:
+    """Every run's validation_per_class fits in what its split leaves of every class. Known when the config
+    is read for a named dataset that is verified and class-balanced: its labels' order changes which images
+    a split takes, not how many of each class, so the split drawn over balanced labels of the official size
+    leaves what the real one will. A split that fails for another reason is left to the split stage
+    (splits.make), which names it; so is any other dataset."""
+    from .config import split_id, split_params  # config imports this module
+
+    name = config["dataset"]["name"]
+    info = datasets.KNOWN.get(name)
+    if not config["dataset"]["verify"] or info is None or info.train is None or not info.balanced:
+        return []
+    labels = np.repeat(np.arange(info.classes), info.train // info.classes)
+    left: dict[str, tuple[int, int] | None] = {}  # split params -> (fewest images left of a class, that class)
+    problems = {}
+    for exp, exp_runs in runs.items():
+        for r in exp_runs:
+            params = {**split_params(r), "validation_per_class": 1}
+            key = repr(sorted(params.items()))
+            if key not in left:
+                try:
+                    split = splits.make(labels, info.classes, **params)
+                except ConfigError:
+                    left[key] = None
+                else:
+                    taken = split.counts(labels, info.classes)[:-1].sum(axis=0)
+                    left[key] = int(info.train // info.classes - taken.max()), int(taken.argmax())
+            wanted = r["validation_per_class"]
+            if left[key] is not None and wanted > left[key][0] and (wanted, key) not in problems:
+                where = "run.validation_per_class" if wanted == config["run"]["validation_per_class"] else \
+                    f"experiments.{exp}: validation_per_class"
+                problems[wanted, key] = (
+                    f"{where} = {wanted} (in {source}): split {split_id(name, r)} of experiment {exp} leaves "
+                    f"{left[key][0]} images of class {left[key][1]} of {name} after the public set and the private "
+                    f"sets; allowed: validation_per_class <= {left[key][0]}, or lower samples_per_client or "
+                    f"public_fraction")
     return list(problems.values())

@@ -48,7 +48,7 @@ def cmd_split(args) -> None:
                                        meta["classes"], given=("labels", "classes"))
     splits.write(args.out, split, labels, meta["classes"], {"dataset": meta["name"], **params})
     print(f"split of {meta['name']}: {params['clients']} clients x {len(split.private[0])} private samples, "
-          f"{len(split.public)} public -> {args.out}")
+          f"{len(split.public)} public, {len(split.validation)} validation -> {args.out}")
 
 
 def cmd_graph(args) -> None:

@@ -22,7 +22,8 @@ from .learning import methods, precision
 from . import study
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
-SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "split_seed")
+SPLIT_KEYS = ("clients", "scheme", "skew", "alpha", "public_fraction", "samples_per_client", "validation_per_class",
+              "split_seed")
 GRAPH_KEYS = ("clients", "topology", "islands", "degree", "directed", "graph_seed")
 
 
@@ -139,7 +140,7 @@ def plan(config, source: str = "config") -> tuple[dict, dict[str, list[dict]]]:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     runs = expand(config, source)  # rows and grids must also give valid runs
     problems = checks.figures_fit(config, runs, source) + checks.pooled(config, runs, source) + \
-        checks.public_set(config, runs, source)
+        checks.public_set(config, runs, source) + checks.validation_set(config, runs, source)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config, runs
@@ -275,7 +276,7 @@ def split_id(dataset: str, run: dict) -> str:
     shape = f"skew{_fmt(run['skew'])}" if run["scheme"] == "skew" else \
         f"{'labeldir' if run['scheme'] == 'dirichlet' else 'innerdir'}{_fmt(run['alpha'])}"
     return (f"{dataset}-n{run['clients']}-{shape}-pub{_fmt(run['public_fraction'])}"
-            f"-m{run['samples_per_client']}-seed{run['split_seed']}")
+            f"-m{run['samples_per_client']}-val{run['validation_per_class']}-seed{run['split_seed']}")
 
 
 def graph_params(run: dict) -> dict:

@@ -1,4 +1,5 @@
-"""Non-iid data splits: a class-balanced public set (labels dropped) and disjoint private sets."""
+"""Non-iid data splits: a class-balanced public set (labels dropped), disjoint private sets and a
+class-balanced labelled validation set that no client sees."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ class Split:
     private: list[np.ndarray]   # per client: sorted indices into the training split
     public: np.ndarray          # sorted indices into the training split, labels not used
     distribution: np.ndarray    # clients x classes: the class probabilities the split was drawn from
+    validation: np.ndarray      # sorted indices into the training split: labelled, seen by no client
 
     def counts(self, labels: np.ndarray, classes: int) -> np.ndarray:
-        """(clients + 1) x classes counts; the last row is the public set."""
-        sets = [*self.private, self.public]
+        """(clients + 2) x classes counts: the private sets, then the public set, then the validation set."""
+        sets = [*self.private, self.public, self.validation]
         return np.stack([np.bincount(labels[s], minlength=classes) for s in sets])
 
 
@@ -86,6 +88,13 @@ def public_per_class(public_fraction: float, n: int, classes: int) -> int:
     return int(public_fraction * n) // classes
 
 
+def check_validation_per_class(value) -> None:
+    """validation_per_class: an integer >= 1; every selection is made on the validation set, so there is one."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"validation_per_class = {value!r}: allowed: an integer >= 1 (labelled validation images "
+                          f"of every class; every selection is made on them, so the validation set cannot be empty)")
+
+
 def check_seed(key: str, seed) -> None:
     """A seed of numpy's generators, in the range the schema allows."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
@@ -134,9 +143,11 @@ def round_counts(dist: np.ndarray, total: int) -> np.ndarray:
 
 def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew", skew: float = 100.0,
          alpha: float = 0.5, public_fraction: float = 0.2, samples_per_client: int = 3000,
-         split_seed: int = 0) -> Split:
-    """Draw the public set, then the private sets, all disjoint: `samples_per_client` samples per client,
-    or for NIID-Bench's `dirichlet` that many on average (sizes vary). The keywords are the run keys of config.split_params, so a rule's params reach here unrenamed."""
+         validation_per_class: int = 100, split_seed: int = 0) -> Split:
+    """Draw the public set, then the private sets, then the validation set, all disjoint: `samples_per_client`
+    samples per client, or for NIID-Bench's `dirichlet` that many on average (sizes vary), and
+    `validation_per_class` of every class. The keywords are the run keys of config.split_params, so a
+    rule's params reach here unrenamed."""
     labels = np.asarray(labels)
     n = len(labels)
     if not 0 <= public_fraction < 1:
@@ -144,6 +155,7 @@ def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew"
     if clients < 1 or samples_per_client < 1:
         raise ConfigError(f"clients = {clients}, samples_per_client = {samples_per_client}: both must be >= 1")
     check_seed("split_seed", split_seed)
+    check_validation_per_class(validation_per_class)
     rng = np.random.default_rng(split_seed)
     pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(classes)]
     per_class = public_per_class(public_fraction, n, classes)
@@ -184,20 +196,35 @@ def make(labels: np.ndarray, classes: int, *, clients: int, scheme: str = "skew"
                 f"impossible split: the clients together need {demand[c]} samples of class {c}, but only "
                 f"{len(pools[c])} remain after the public set (scheme {scheme}, samples_per_client "
                 f"{samples_per_client}); lower samples_per_client or public_fraction, or soften the skew")
+    # the validation set comes last and takes no random numbers of its own: the next indices of each class's
+    # shuffled pool, after the private sets took theirs, so public and private sets are those drawn without it
+    left = [len(pools[c]) - int(demand[c]) for c in range(classes)]
+    short = min(range(classes), key=lambda c: left[c])
+    if left[short] < validation_per_class:
+        raise ConfigError(
+            f"validation_per_class = {validation_per_class}: class {short} has only {left[short]} samples left after "
+            f"the public set and the private sets (scheme {scheme}, public_fraction {public_fraction}, clients x "
+            f"samples_per_client = {clients} x {samples_per_client}); "
+            + (f"lower validation_per_class to at most {left[short]}, or " if left[short] >= 1 else "")
+            + "lower samples_per_client or public_fraction")
     private: list[list[np.ndarray]] = [[] for _ in range(clients)]
+    validation = []
     for c in range(classes):
         start = 0
         for i in range(clients):
             private[i].append(pools[c][start:start + counts[i, c]])
             start += counts[i, c]
-    return Split([np.sort(np.concatenate(p)) for p in private], public, dist)
+        validation.append(pools[c][start:start + validation_per_class])
+    return Split([np.sort(np.concatenate(p)) for p in private], public, dist, np.sort(np.concatenate(validation)))
 
 
 def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, params: dict) -> None:
-    """indices.csv (client, index), stats.csv (client, class, count), split.json; 'public' is a client
-    name of its own. Written deterministically: identical inputs give identical bytes."""
+    """indices.csv (client, index), stats.csv (client, class, count), split.json; 'public' and 'validation'
+    are owner names of their own, after the clients. Written deterministically: identical inputs give
+    identical bytes."""
     out = Path(out_dir)
-    owners = [*((str(i), s) for i, s in enumerate(split.private)), ("public", split.public)]
+    owners = [*((str(i), s) for i, s in enumerate(split.private)), ("public", split.public),
+              ("validation", split.validation)]
     idx = io.StringIO()
     w = csv.writer(idx, lineterminator="\n")
     w.writerow(["client", "index"])
@@ -216,19 +243,19 @@ def write(out_dir: str | Path, split: Split, labels: np.ndarray, classes: int, p
 
 
 def _stats_text(split: Split, labels: np.ndarray, classes: int) -> str:
-    """stats.csv: (client, class, count) of every private set, then the public set's."""
+    """stats.csv: (client, class, count) of every private set, then the public set's, then the validation set's."""
     stats = io.StringIO()
     w = csv.writer(stats, lineterminator="\n")
     w.writerow(["client", "class", "count"])
-    owners = [*map(str, range(len(split.private))), "public"]
+    owners = [*map(str, range(len(split.private))), "public", "validation"]
     for owner, row in zip(owners, split.counts(labels, classes)):
         w.writerows((owner, c, int(row[c])) for c in range(classes))
     return stats.getvalue()
 
 
 def read_stats(out_dir: str | Path, labels: np.ndarray, classes: int) -> tuple[np.ndarray, dict]:
-    """(clients + 1) x classes counts of stats.csv and the split's record, after checking stats.csv against
-    the split itself: its counts must be those of indices.csv over the dataset's `labels` (a hash in
+    """(clients + 2) x classes counts of stats.csv (Split.counts) and the split's record, after checking stats.csv
+    against the split itself: its counts must be those of indices.csv over the dataset's `labels` (a hash in
     split.json can be updated by whoever edits the file; the split cannot be argued with)."""
     out = Path(out_dir)
     split, meta = read(out)
@@ -252,8 +279,9 @@ def read_stats(out_dir: str | Path, labels: np.ndarray, classes: int) -> tuple[n
 
 def check(split: Split, size: int, source: str | Path) -> None:
     """Indices inside the training split (0 <= i < size), no index twice within or across the private
-    sets and the public set, no empty private set (sizes may differ: NIID-Bench's dirichlet)."""
-    sets = [*split.private, split.public]
+    sets, the public set and the validation set, no empty private set (sizes may differ: NIID-Bench's
+    dirichlet), a validation set."""
+    sets = [*split.private, split.public, split.validation]
     everything = np.concatenate(sets) if sets else np.zeros(0, dtype=np.int64)
     if len(everything) and (everything.min() < 0 or everything.max() >= size):
         raise DataError(f"split {source}: index {int(everything.min() if everything.min() < 0 else everything.max())} "
@@ -261,11 +289,15 @@ def check(split: Split, size: int, source: str | Path) -> None:
     if len(np.unique(everything)) != len(everything):
         values, counts = np.unique(everything, return_counts=True)
         raise DataError(f"split {source}: index {int(values[counts > 1][0])} appears more than once (the private "
-                        f"sets and the public set must be disjoint); delete {source} and rebuild it")
+                        f"sets, the public set and the validation set must be disjoint); delete {source} and "
+                        f"rebuild it")
     empty = [i for i, p in enumerate(split.private) if len(p) == 0]
     if empty:
         raise DataError(f"split {source}: client {empty[0]} has no private samples; every client needs some. "
                         f"Delete {source} and rebuild it")
+    if len(split.validation) == 0:
+        raise DataError(f"split {source}: no validation samples; every selection is made on them. Delete {source} "
+                        f"and rebuild it")
 
 
 def read(out_dir: str | Path) -> tuple[Split, dict]:
@@ -283,14 +315,19 @@ def read(out_dir: str | Path) -> tuple[Split, dict]:
                         f"has rows; {fix}")
     private: list[list[int]] = [[] for _ in range(clients)]
     public: list[int] = []
-    owners = {str(i): p for i, p in enumerate(private)} | {"public": public}
+    validation: list[int] = []
+    owners = {str(i): p for i, p in enumerate(private)} | {"public": public, "validation": validation}
     try:
         rows = list(csv.reader(io.StringIO(raw.decode())))[1:]
         for owner, j in rows:
             owners[owner].append(int(j))
     except (KeyError, ValueError) as exc:
-        raise DataError(f"{out / 'indices.csv'}: a row names owner or index {exc}; allowed owners: 0..{clients - 1} "
-                        f"and public, indices integers. Delete {out} and rebuild it") from exc
+        raise DataError(f"{out / 'indices.csv'}: a row names owner or index {exc}; allowed owners: 0..{clients - 1}, "
+                        f"public and validation, indices integers. Delete {out} and rebuild it") from exc
+    if not validation:  # an empty validation set is never returned: every selection is made on it
+        raise DataError(f"split {out} predates the validation set (indices.csv has no rows of owner validation, "
+                        f"split.json's sizes no key validation); {fix}" if "validation" not in meta["sizes"] else
+                        f"split {out} has no validation samples (indices.csv has no rows of owner validation); {fix}")
     dist = np.asarray(meta["distribution"], dtype=float)
     if len(dist) != clients:
         raise DataError(f"{out / 'split.json'}: key 'distribution' has {len(dist)} rows, but params.clients = "
@@ -299,12 +336,13 @@ def read(out_dir: str | Path) -> tuple[Split, dict]:
     if meta["sizes"] != sizes:
         raise DataError(f"{out / 'split.json'}: key 'sizes' = {meta['sizes']} does not match indices.csv, which "
                         f"gives {sizes}; {fix}")
-    return Split([np.asarray(p, dtype=np.int64) for p in private], np.asarray(public, dtype=np.int64), dist), meta
+    return Split([np.asarray(p, dtype=np.int64) for p in private], np.asarray(public, dtype=np.int64), dist,
+                 np.asarray(validation, dtype=np.int64)), meta
 
 
 # what split.json must hold, and what each key allows (files.check_record)
 RECORD = {("params",): files.MAPPING, ("params", "clients"): files.is_int(1),
           ("sha256", "indices.csv"): files.SHA256, ("sha256", "stats.csv"): files.SHA256,
           ("sizes",): (lambda v: isinstance(v, dict) and all(files.is_int()[0](x) for x in v.values()),
-                       "a mapping of client (0, 1, ..., public) to its number of samples"),
+                       "a mapping of owner (0, 1, ..., public, validation) to its number of samples"),
           ("distribution",): files.NUMBER_ROWS}

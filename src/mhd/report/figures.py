@@ -246,14 +246,16 @@ def label_distribution(spec: dict, out: Path) -> None:
     n = len(spec["splits"])
     fig, axes = plt.subplots(1, n, figsize=(1.0 + 0.5 * len(names) * n, 4.6), squeeze=False)
     for ax, (split_dir, counts, split_meta) in zip(axes[0], drawn):
-        order = [*map(str, range(len(counts) - 1)), "public"]
+        # the validation row is drawn with the public one: the figure shows every set the split holds, so its
+        # reader sees that the set every selection is made on is class-balanced, and its size
+        order = [*map(str, range(len(counts) - 2)), "public", "validation"]
         table = pd.DataFrame(counts, index=order)
         share = table.div(table.sum(axis=1), axis=0)
         sizes = table.sum(axis=1)
-        share.index = [f"{'public' if c == 'public' else f'client {c}'} (n = {sizes[c]})" for c in order]
+        share.index = [f"{c if c in ('public', 'validation') else f'client {c}'} (n = {sizes[c]})" for c in order]
         share.columns = names
         sns.heatmap(share, ax=ax, cmap="viridis", vmin=0, vmax=1, cbar=ax is axes[0][-1],
-                    cbar_kws={"label": "share of the client's samples"})
+                    cbar_kws={"label": "share of the set's samples"})
         ax.set(title=_split_title(split_meta["params"], Path(split_dir).name),
                xlabel="class", ylabel="")
         ax.tick_params(axis="x", rotation=60)
