@@ -20,11 +20,15 @@ pytestmark = pytest.mark.slow
 # (include_self is a setting of every run), as intended (MHD c8ac2092...). The teacher rules' keys
 # changed every id again, and MHD's file gained its teacher_precision rows: without them it is
 # c8ac2092... to the byte. The precision key (fp32 in config/smoke.yaml) and ids that hash the split and graph
-# by their parameters changed the ids, not the bytes
+# by their parameters changed the ids, not the bytes. The validation split (drawn after the public and
+# private sets, which stay the same) changed every id and added the val_ rows: without them the files
+# are the earlier ones to the byte (BEFORE_VALIDATION)
 SMOKE_METRICS_SHA256 = {
-    "isolated-h0-ring-n4-01f9739b61": "8020c37e3f3f70e0c23c239e22d801b3c445ef6146c6014d6b40a218911b8086",
-    "mhd-h3-ring-n4-c2a190b09d": "5eed64cc27f15504a71ba7f10930b643f26e772054f1f2ae95555eb3518280c3",
+    "isolated-h0-ring-n4-7b4e5093f3": "3ff2dbc418680f1e5a0cac137cbbc26fccfaf1e7ffee20d904180e8702f1b3ed",
+    "mhd-h3-ring-n4-5d2acfdfb4": "8179daba461862a62eee3ea33e1b8421e4b083c9e75f868e5dc3ed802ee65b88",
 }
+BEFORE_VALIDATION = ("8020c37e3f3f70e0c23c239e22d801b3c445ef6146c6014d6b40a218911b8086",
+                     "5eed64cc27f15504a71ba7f10930b643f26e772054f1f2ae95555eb3518280c3")
 BIN = Path(sys.executable).parent
 
 
@@ -118,10 +122,14 @@ def test_smoke_workflow_end_to_end(repo, tiny_idx, tmp_path):
     digests = {run: hashlib.sha256((work / "results" / "runs" / run / "metrics.csv").read_bytes()).hexdigest()
                for run in runs}
     assert digests == SMOKE_METRICS_SHA256
+    test_only = tuple(hashlib.sha256("".join(line for line in (work / "results" / "runs" / run / "metrics.csv").read_text()
+                                             .splitlines(keepends=True) if ",val_" not in line).encode()).hexdigest()
+                      for run in runs)
+    assert test_only == BEFORE_VALIDATION  # the test split's numbers did not move
     heads = {line.split(",")[2] for line in (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines()[1:]}
     assert heads == {"0", "1", "2", "3", "ensemble", "-"}
     mhd_rows = (work / "results" / "runs" / runs[1] / "metrics.csv").read_text().splitlines(keepends=True)
-    before_teacher_precision = "".join(r for r in mhd_rows if ",teacher_precision," not in r)
+    before_teacher_precision = "".join(r for r in mhd_rows if ",teacher_precision," not in r and ",val_" not in r)
     assert hashlib.sha256(before_teacher_precision.encode()).hexdigest() == (
         "c8ac20923f4757260e698d256c375e60a073d8e694beaf8850d07fd7327b7979")
     figures = sorted(p.name for p in (work / "figures" / "smoke").iterdir())  # the smoke study's own
