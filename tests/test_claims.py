@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mhd import config as mconfig
-from mhd.learning import methods
+from mhd.learning import methods, run_folder
 from mhd.report import claims, summary
 
 
@@ -16,26 +16,32 @@ def defaults(repo):
     return mconfig.load_layered(repo / "config" / "config.yaml")["run"]
 
 
-def rows_of(run_id, run, shared, private, steps=(600, 800), clients=2):
-    """Summary rows of one run: `shared[k]`, `private[k]` per head k at the last step (earlier steps
-    a little lower), every class accuracy equal to the shared one."""
+def rows_of(run_id, run, shared, private, val=None, steps=None):
+    """Summary rows of one whole run: `shared[k]`, `private[k]` per head k at the last step (earlier steps
+    a little lower), every class accuracy equal to the shared one; on validation `val` = (shared,
+    private) per head, the test ones where not given. Evaluated at the run's steps, every client."""
+    val_shared, val_private = val or (shared, private)
+    steps = steps or run_folder.evaluation_steps(int(run["steps"]), int(run["eval_every"]))
     out = []
     for step in steps:
         drop = 0.0 if step == steps[-1] else 0.002
-        for client in range(clients):
+        for client in range(int(run["clients"])):
             for head in [*map(str, range(len(shared))), "ensemble"]:
                 k = int(head) if head != "ensemble" else len(shared) - 1
                 out.append({"run": run_id, "step": step, "client": client, "head": head, "shared_acc": shared[k] - drop,
-                            "private_acc": private[k], **{f"class_acc_{c}": shared[k] for c in range(10)},
+                            "private_acc": private[k], "val_shared_acc": val_shared[k] - drop,
+                            "val_private_acc": val_private[k], **{f"class_acc_{c}": shared[k] for c in range(10)},
                             "bytes_sent": 0.0, "train_loss": 0.1, "client_architecture": "cnn", **run})
     return out
 
 
-def table_of(defaults, runs):
+def table_of(defaults, runs, prefix="r"):
+    """A summary of `runs`: (overrides of the default run, shared, private[, (val shared, val private)])."""
     rows = []
-    for i, (over, shared, private) in enumerate(runs):
+    for i, (over, shared, private, *val) in enumerate(runs):
         run = methods.effective({**defaults, **over}, explicit=over)
-        rows += rows_of(f"r{i}", {k: (",".join(v) if isinstance(v, list) else v) for k, v in run.items()}, shared, private)
+        rows += rows_of(f"{prefix}{i}", {k: (",".join(v) if isinstance(v, list) else v) for k, v in run.items()},
+                        shared, private, *val)
     table = pd.DataFrame(rows)
     return table.merge(summary.convergence(table), on="run")
 
@@ -69,46 +75,39 @@ def test_claims_pair_runs_by_seed_and_judge_each(defaults):
         assert checked.loc[name].verdict == "not measured", name  # no ring, chain or mixed runs: no verdict
 
 
-def test_fronts_compare_at_matched_private_accuracy(defaults):
-    runs = []
-    for seed in (0, 1):
-        runs.append(({"method": "isolated", "seed": seed}, [0.56], [0.97]))
-        runs.append(({"method": "mhd", "seed": seed}, [0.55, 0.6, 0.7, 0.74 + seed / 100], [0.965] * 4))
-        runs.append(({"method": "single_head", "nu_main": 1.0, "seed": seed}, [0.85], [0.93]))  # loses privacy
-        runs.append(({"method": "single_head", "nu_main": 0.1, "seed": seed}, [0.70 + seed / 100], [0.962]))
-    row = claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[
-        "7. MHD is ahead of naive distillation at matched private accuracy"]
-    assert row.effect == pytest.approx(0.04) and "nu_main = 0.1" in row.note
-    no_bar = [r for r in runs if r[0]["method"] != "isolated"]
-    row = claims.check(table_of(defaults, no_bar), defaults).set_index("claim").loc[
-        "7. MHD is ahead of naive distillation at matched private accuracy"]
-    assert row.verdict == "not measured" and "needs isolated runs" in row.note
+def curve_rows(run, shared, private, steps=(100, 200, 300, 400), head="0"):
+    """A run's validation (and test) curve on one client and head: shared and private accuracy per step."""
+    return [{"run": run, "step": t, "client": 0, "head": head, "shared_acc": s, "private_acc": p, "val_shared_acc": s,
+             "val_private_acc": p, **{f"class_acc_{c}": s for c in range(10)}}
+            for t, s, p in zip(steps, shared, private)]
 
 
-def test_mean_target_front_is_its_own_pair(defaults):
-    """Claim 7b compares MHD's front with the mean-target front the same way; without mean-target runs it
-    is not measured, never borrowed from the single-head front."""
-    runs = []
-    for seed in (0, 1, 2):
-        runs.append(({"method": "isolated", "seed": seed}, [0.56], [0.97]))
-        runs.append(({"method": "mhd", "seed": seed}, [0.55, 0.6, 0.7, 0.74 + seed / 100], [0.965] * 4))
-        runs.append(({"method": "single_head", "nu_main": 0.1, "seed": seed}, [0.70], [0.962]))
-    name = "7b. ... and ahead of mean-target distillation (the neighbours' mean prediction)"
-    assert claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[name].verdict == "not measured"
-    for seed in (0, 1, 2):
-        runs.append(({"method": "mean_target", "nu_main": 3.0, "seed": seed}, [0.80], [0.90]))  # loses privacy
-        runs.append(({"method": "mean_target", "nu_main": 0.3, "seed": seed}, [0.78 + seed / 100], [0.965]))
-    row = claims.check(table_of(defaults, runs), defaults).set_index("claim").loc[name]
-    assert row.effect == pytest.approx(-0.04) and row.seeds == 3 and "mean-target at nu_main = 0.3" in row.note
-    assert row.verdict == "not reproduced"
-
-
-def test_convergence_is_the_last_quarter_movement():
-    rows = []
-    for step, acc in ((100, 0.3), (200, 0.5), (300, 0.695), (400, 0.70)):
-        rows.append({"run": "a", "step": step, "client": 0, "head": "0", "shared_acc": acc})
-    for step, acc in ((100, 0.3), (200, 0.5), (300, 0.6), (400, 0.70)):
-        rows.append({"run": "b", "step": step, "client": 0, "head": "0", "shared_acc": acc})
+def test_convergence_reads_both_readouts_on_validation_and_chance_is_not_convergence():
+    rows = (curve_rows("settled", (0.3, 0.5, 0.695, 0.70), (0.9, 0.95, 0.96, 0.962))
+            + curve_rows("rising", (0.3, 0.5, 0.6, 0.70), (0.9, 0.95, 0.96, 0.962))
+            + curve_rows("eroding", (0.3, 0.5, 0.695, 0.70), (0.97, 0.97, 0.96, 0.94))  # shared flat, private falls
+            + curve_rows("collapsed", (0.3, 0.2, 0.101, 0.10), (0.5, 0.5, 0.5, 0.5))  # flat at chance (C = 10)
+            + curve_rows("annealed", (0.1, 0.1, 0.1, 0.1), (0.2, 0.2, 0.2, 0.2)))  # never left chance
     conv = summary.convergence(pd.DataFrame(rows)).set_index("run")
-    assert conv.loc["a"].converged and conv.loc["a"].last_quarter_movement == pytest.approx(0.005)
-    assert not conv.loc["b"].converged and conv.loc["b"].last_quarter_movement == pytest.approx(0.1)
+    assert conv.loc["settled"].converged and conv.loc["settled"].last_quarter_movement == pytest.approx(0.005)
+    assert conv.loc["settled"].diverged == False  # noqa: E712
+    assert not conv.loc["rising"].converged and conv.loc["rising"].shared_movement == pytest.approx(0.1)
+    eroding = conv.loc["eroding"]
+    assert not eroding.converged and eroding.shared_movement < 0.01 and eroding.private_movement == pytest.approx(0.02)
+    for run in ("collapsed", "annealed"):  # still: they would pass on movement alone
+        assert conv.loc[run].diverged and conv.loc[run].converged == False, run  # noqa: E712
+        assert conv.loc[run].last_quarter_movement < 0.01
+    lists = claims.convergence_lists(conv.reset_index())
+    assert lists == {"unconverged": ["eroding", "rising"], "diverged": ["annealed", "collapsed"], "unjudged": []}
+
+
+def test_convergence_judges_validation_not_test():
+    """Test accuracy still moving, validation settled: converged (the judgement reads validation); and a
+    summary without validation accuracy is not judged."""
+    rows = curve_rows("a", (0.3, 0.5, 0.695, 0.70), (0.9, 0.95, 0.96, 0.962))
+    for row, test in zip(rows, (0.3, 0.5, 0.6, 0.7)):
+        row["shared_acc"] = test
+    conv = summary.convergence(pd.DataFrame(rows)).set_index("run")
+    assert conv.loc["a"].converged
+    old = pd.DataFrame(rows).drop(columns=["val_shared_acc", "val_private_acc"])
+    assert summary.convergence(old).converged.isna().all()

@@ -131,7 +131,7 @@ def cmd_claims(args) -> None:
     from .report import claims
 
     checked, text = claims.write(args.summary, mconfig.json_object(args.defaults, "--defaults"), args.out, args.runs,
-                                 args.reference, args.metrics, args.curves)
+                                 args.reference, args.metrics, args.curves, args.budget_summary)
     print(f"{text}\n{len(checked)} claims -> {args.out}.csv, {args.out}.md")
 
 
@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
     p.add_argument("--where", action="append", default=[], help="KEY=VALUE on the summary's columns")
     p = command(cmd_claims)
-    p.add_argument("--summary", required=True, help="results/summary.csv")
+    p.add_argument("--summary", required=True, nargs="+", help="results/summary.csv, or a study's parts read as one "
+                   "(a run in two parts must have the same rows in both)")
     p.add_argument("--defaults", required=True, help="JSON: the config's `run` (the default run the claims compare)")
     p.add_argument("--reference", default=None, help="a claims.csv of the reference run: mark verdicts that differ")
     p.add_argument("--runs", nargs="+", default=None, help="the run folders the summary must hold as they are now, "
@@ -219,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path without suffix: .csv and .md are written")
     p.add_argument("--metrics", default=None, help="also write the default run's readouts per method here (JSON, for DVC)")
     p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")
+    p.add_argument("--budget-summary", nargs="+", default=None, help="the same study at a second budget (e.g. 2/3 of "
+                   "the steps, separate runs): each claim's verdict there beside it, marked where it changes")
     p = command(cmd_teacher_scores)
     p.add_argument("run", help="a trained run folder, e.g. results/runs/mhd-h3-complete-n5-2c17f421bc")
     p.add_argument("--samples", type=_count("every public sample", "public samples"), default=4000, help="default 4000")

@@ -2,11 +2,14 @@
 effect, its 95 % interval over seeds (paired by seed, Student's t) and a verdict. reproduced: the
 whole interval is on the claimed side of the bar; not reproduced: the whole interval is on the other
 side; inconclusive: it straddles the bar, or there are fewer than two seeds. A claim whose runs are
-not in the summary says so, and no verdict is made up for it.
+not in the summary says so, and no verdict is made up for it. Every selection (the best head, the
+settings that claims 7 and 7b read along their fronts: fronts.py) reads the validation split, every
+effect the test split.
 
 "The default run" is the config's `run` (its defaults) under a method: claims compare runs that are
-equal in every setting but the ones named. `write` is `mhd claims`: the summary read back checked,
-the claims, results/claims.csv and .md, and what DVC shows (headline.py)."""
+equal in every setting but the ones named. `write` is `mhd claims`: the summary (or a study's parts)
+read back checked, the claims, each beside its verdict at a second budget where one is given
+(budgets.py), results/claims.csv and .md, and what DVC shows (headline.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import pandas as pd
 from ..data import files
 from ..errors import MHDError
 from ..learning import methods, precision, run_folder
-from . import diffusion, headline, readouts, summary
+from . import budgets, diffusion, fronts, headline, readouts, summary
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -183,46 +186,46 @@ def small_models(r: Runs) -> dict:
                                                    small({"method": "isolated", "architectures": mixed})), 0.0)
 
 
-def matched_private(r: Runs, method: str, swept: dict[str, list]) -> tuple[pd.Series, str]:
-    """The front's best shared accuracy (best head) among its settings whose private accuracy stays
-    within 1 point of isolated's: per seed, and which setting that is."""
-    iso = r.select(method="isolated").private_main.mean()
-    if math.isnan(iso):  # no isolated runs: no bar to match
-        return pd.Series(dtype=float), ""
-    best, chosen = None, ""
-    for key, values in swept.items():
-        for value in values:
-            runs = r.select(method=method, **{key: value})
-            if runs.empty or runs.private_main.mean() < iso + PRIVATE_KEPT:
-                continue
-            if best is None or runs.shared_best.mean() > best.mean():
-                best, chosen = runs.groupby("seed").shared_best.mean(), f"{key} = {value}"
-    return (best if best is not None else pd.Series(dtype=float)), chosen
-
-
-NAIVE_FRONTS = {  # claim 7's pairs of fronts: MHD against each naive-distillation family
-    "single_head": ("7. MHD is ahead of naive distillation at matched private accuracy", "naive"),
-    "mean_target": ("7b. ... and ahead of mean-target distillation (the neighbours' mean prediction)", "mean-target"),
+NAIVE_FRONTS = {  # claim 7's rivals: MHD's front against each naive-distillation family's (fronts.py)
+    "single_head": ("7", "naive"),
+    "mean_target": ("7b", "mean-target"),
 }
 
 
-def ahead_of(r: Runs, other: str) -> dict:
-    """MHD's front against `other`'s (a naive-distillation family swept over nu_main), each at its best
-    setting that keeps private accuracy within 1 point of isolated's."""
-    claim, name = NAIVE_FRONTS[other]
-    measure = f"best shared accuracy with private accuracy within 1 point of isolated: MHD front - {name} front"
-    other_runs, mhd_runs = r.of.get(other, r.runs.iloc[:0]), r.of.get("mhd", r.runs.iloc[:0])
-    weights = sorted({float(w) for w in other_runs.nu_main})
-    mhd_settings = {"nu_aux": sorted({float(w) for w in mhd_runs.nu_aux}), "heads": sorted({int(h) for h in mhd_runs.heads})}
-    mhd, mhd_at = matched_private(r, "mhd", mhd_settings)
-    rival, rival_at = matched_private(r, other, {"nu_main": weights})
-    note = f"MHD at {mhd_at or '(none kept private accuracy)'}; {name} at {rival_at or '(none kept private accuracy)'}"
-    if r.select(method="isolated").empty:
-        return _row(claim, measure, [], 0.0, "needs isolated runs: they set the private-accuracy bar")
-    if len(other_runs) and len(mhd_runs) and (mhd.empty or rival.empty):
-        return {**_row(claim, measure, [], 0.0), "verdict": "inconclusive",
-                "note": note + ": a front without such a setting cannot be compared; sweep smaller weights"}
-    return _row(claim, measure, _paired(mhd, rival), 0.0, note)
+def _ci(values) -> str:
+    mean, low, high, n = interval(list(values))
+    return f"{mean:+.3f}" + ("" if math.isnan(low) else f" [{low:+.3f}, {high:+.3f}]")
+
+
+def ahead_of(r: Runs, other: str) -> list[dict]:
+    """Claim 7 (or 7b) by fronts.py's rule: a row per level of fronts.LEVELS (MHD's front - `other`'s,
+    shared accuracy at that private accuracy) and the Pareto check's row."""
+    cid, name = NAIVE_FRONTS[other]
+    mhd, rival = fronts.front_of(r, "mhd", "MHD"), fronts.front_of(r, other, name)
+    no_isolated = r.select(method="isolated").empty
+    lacking = [f"{f.name} runs at the default run (nu_main swept)" for f in (mhd, rival) if not f.settings]
+    rows = []
+    for drop in fronts.LEVELS:
+        claim = f"{cid} @ -{drop * 100:g}. MHD ahead of {name} distillation at private accuracy {fronts.level_name(drop)}"
+        measure = (f"shared accuracy (best head, test) of each front where its private accuracy (validation) is "
+                   f"{fronts.level_name(drop)}: MHD front - {name} front")
+        if no_isolated or lacking:
+            rows.append(_row(claim, measure, [], 0.0, "needs " + " and ".join(
+                lacking + ["isolated runs: they set the levels"] * no_isolated)))
+            continue
+        cmp = fronts.at_level(mhd, rival, r.by_seed("val_private_main", method="isolated"), drop)
+        rows.append(_row(claim, measure, cmp.effects, 0.0, cmp.note))
+    claim = f"{cid} Pareto. An MHD setting ahead of a {name} setting on both axes"
+    measure = ("the smaller of MHD's two leads (private accuracy, main head; shared accuracy, best head; test), "
+               "the pair chosen on validation")
+    pair = fronts.pareto(fronts.points_of(r, "mhd"), list(rival.settings))
+    if pair is None:
+        return rows + [_row(claim, measure, [], 0.0, "needs " + " and ".join(lacking) if lacking else
+                            "no MHD and no " + name + " setting share a seed with validation accuracy")]
+    note = (f"MHD at {pair.mhd} against {name} at {pair.rival} (validation: smaller lead {pair.validation_lead:+.3f}"
+            f"{'' if pair.validation_lead > 0 else ', no pair ahead on both axes: the closest'}); on test, private "
+            f"{_ci(pair.axes['private'])}, shared {_ci(pair.axes['shared'])}")
+    return rows + [_row(claim, measure, pair.leads, 0.0, note)]
 
 
 def check(table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -231,8 +234,8 @@ def check(table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = 
 
 
 def _checked(r: Runs) -> pd.DataFrame:
-    rows = [shared_lift(r), shared_lift_ensemble(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r), small_models(r),
-            *(ahead_of(r, other) for other in NAIVE_FRONTS)]
+    rows = [shared_lift(r), shared_lift_ensemble(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r),
+            small_models(r), *(row for other in NAIVE_FRONTS for row in ahead_of(r, other))]
     return pd.DataFrame(rows)
 
 
@@ -250,27 +253,53 @@ def with_reference(claims: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
     return out.assign(differs=out.reference_verdict.notna() & (out.verdict != out.reference_verdict))
 
 
-def markdown(claims: pd.DataFrame, unconverged: list[str], unmeasurable: list[str] = ()) -> str:
+SELECTION = ("Every selection reads the validation split and every effect the test split: the best head (the shared "
+             "readout; run_folder.best_heads), in claims 7 and 7b the settings that bracket each level on a front and "
+             "their interpolation weights, and the Pareto pair; claim 1b reads the ensemble, which selects nothing. "
+             "Intervals are over training seeds (split and graph fixed), paired by seed.")
+
+
+def markdown(claims: pd.DataFrame, convergence: dict, budget: budgets.Budget | None = None) -> str:
+    """The claims table (claims.csv as markdown) and what it rests on: what is selected where, the runs that
+    have not converged or diverged (`convergence`: convergence_lists) and, given the `budget`, each
+    verdict at the second budget and its runs' convergence."""
     cols = ["claim", "measure", "effect", "95 % interval", "seeds", "verdict", "note"]
     if "reference_verdict" in claims:
-        cols.insert(6, "reference verdict")
+        cols.insert(cols.index("note"), "reference verdict")
+    if budget is not None:
+        cols[cols.index("note"):cols.index("note")] = [f"at {budget.steps} steps", "same verdict"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, c in claims.iterrows():
         ci = "" if math.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-        cells = [c.claim, c.measure, "" if math.isnan(c.effect) else f"{c.effect:+.3f}", ci, str(c.seeds), c.verdict, c.note]
+        cells = [c.claim, c.measure, "" if math.isnan(c.effect) else f"{c.effect:+.3f}", ci, str(c.seeds), c.verdict]
         if "reference_verdict" in claims:
             ref = c.reference_verdict if isinstance(c.reference_verdict, str) else ""
-            cells.insert(6, f"**{ref}** (differs)" if c.differs else ref)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Intervals are over training seeds (split and graph fixed). The best head, and in claims 7 and 7b each "
-              "front's best setting, are chosen on the same test split and seeds that make the interval: optimistic, "
-              "most for the side with more settings to choose from; claim 1b reads the ensemble, which selects nothing.",
-              "", f"Runs that have not converged (best head moved by 1 point or more over the last quarter): "
-              f"{', '.join(unconverged) if unconverged else 'none'}."]
-    if unmeasurable:
-        lines.append(f"Runs whose convergence cannot be judged (fewer than two evaluations in the last quarter): "
-                     f"{', '.join(unmeasurable)}.")
+            cells.append(f"**{ref}** (differs)" if c.differs else ref)
+        if budget is not None:
+            effect = "" if math.isnan(c.effect_at_budget) else f"{c.effect_at_budget:+.3f}, "
+            cells += [f"{effect}{c.verdict_at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
+                      c.budget_robust]
+        lines.append("| " + " | ".join(cells + [c.note]) + " |")
+    lines += ["", SELECTION, "", *_convergence_lines(convergence, "")]
+    if budget is not None:
+        lines += ["", f"Each verdict at two budgets: these runs and the same study's runs at {budget.steps} steps "
+                      f"(--budget-summary: separate runs, each with its own schedule); a verdict that changes with "
+                      f"the budget is marked **no** under \"same verdict\".",
+                  *_convergence_lines(budget.convergence, f" at {budget.steps} steps"),
+                  f"Runs whose validation readouts differ from their twin's at {budget.steps} steps by 1 point or more "
+                  f"(still learning, whatever their last quarter says): {', '.join(budget.moved) or 'none'}."]
     return "\n".join(lines) + "\n"
+
+
+def _convergence_lines(lists: dict, where: str) -> list[str]:
+    lines = [f"Runs{where} that have not converged (on validation, the best head's shared accuracy or the main head's "
+             f"private accuracy moved by 1 point or more over the last quarter): {', '.join(lists['unconverged']) or 'none'}.",
+             f"Runs{where} that diverged (the best head's shared accuracy on validation ends below chance, 1/C, plus "
+             f"{summary.NEAR_CHANCE:g}; not counted as converged): {', '.join(lists['diverged']) or 'none'}."]
+    if lists["unjudged"]:
+        lines.append(f"Runs{where} whose convergence cannot be judged (fewer than two evaluations in the last quarter, "
+                     f"or no validation accuracy): {', '.join(lists['unjudged'])}.")
+    return lines
 
 
 def resolved(defaults: dict) -> dict:
@@ -281,29 +310,45 @@ def resolved(defaults: dict) -> dict:
     return defaults
 
 
-def convergence_lists(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Of the per-run readouts, (the runs that have not converged, those whose convergence cannot be
-    judged), each sorted by name."""
+def convergence_lists(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Of the per-run readouts: the runs that have not converged (diverged ones apart), those that
+    diverged, and those whose convergence cannot be judged, each sorted by name."""
+    diverged = runs.diverged == True  # noqa: E712 (True, False or NaN)
     judged = runs.converged.notna()
-    unconverged = sorted(runs[judged & (runs.converged != True)].run)  # noqa: E712 (True, False or NaN)
-    return unconverged, sorted(runs[~judged].run)
+    return {"unconverged": sorted(runs[judged & ~diverged & (runs.converged != True)].run),  # noqa: E712
+            "diverged": sorted(runs[diverged].run), "unjudged": sorted(runs[~judged & ~diverged].run)}
 
 
-def write(summary_path: str | Path, defaults: dict, out: str | Path, run_dirs: list[str | Path] | None = None,
-          reference: str | Path | None = None, metrics_path: str | Path | None = None,
-          curves_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """`mhd claims`: the summary read back and checked (against its record and, given `run_dirs`, exactly
-    those runs as they are now, whose run.yaml also says where each run's graph and split are), the
-    claims at the default run `defaults` (the config's `run`), the verdicts that differ from a
-    `reference` claims.csv marked, written to `out`.csv and `out`.md; and, where asked, what DVC shows
+def _at_budget(r: Runs, paths: list[str | Path]) -> budgets.Budget:
+    """The claims at the second budget: the budget summaries read as one (unchecked against run folders:
+    they are separate runs), at the budget's default run; claim 5 reads each budget run's graph and split
+    from its twin's run.yaml (the two differ only in budget keys, which neither artefact depends on)."""
+    table = summary.read_many(paths, option="--budget-summary")
+    rb = Runs(table, budgets.defaults_at(table, r.defaults, f"--budget-summary {' '.join(map(str, paths))}"))
+    pairs = budgets.twins(r, rb)
+    rb.inputs = {short: r.inputs[long] for short, long in pairs.items() if long in r.inputs}
+    return budgets.Budget(int(rb.defaults["steps"]), _checked(rb), convergence_lists(rb.runs),
+                          budgets.moved(r.runs, rb.runs, pairs))
+
+
+def write(summary_paths: str | Path | list[str | Path], defaults: dict, out: str | Path,
+          run_dirs: list[str | Path] | None = None, reference: str | Path | None = None,
+          metrics_path: str | Path | None = None, curves_dir: str | Path | None = None,
+          budget_paths: list[str | Path] | None = None) -> tuple[pd.DataFrame, str]:
+    """`mhd claims`: the summary (or the study's parts, `summary_paths`, read as one: summary.read_many)
+    read back and checked (against its record and, given `run_dirs`, exactly those runs as they are now,
+    whose run.yaml also says where each run's graph and split are), the claims at the default run
+    `defaults` (the config's `run`), the verdicts that differ from a `reference` claims.csv marked, and,
+    given `budget_paths` (the same study at a second budget, e.g. 2/3 of the steps), each claim's verdict
+    there beside it (budgets.py); written to `out`.csv and `out`.md; and, where asked, what DVC shows
     (headline.write). Returns the claims and their markdown."""
-    source = f"--summary {summary_path}"
-    table = summary.read(summary_path, source, run_dirs)
-    summary.check(table, source, [Path(d).name for d in run_dirs] if run_dirs else None)
+    paths = [summary_paths] if isinstance(summary_paths, (str, Path)) else list(summary_paths)
+    table = summary.read_many(paths, run_dirs)
     inputs = {Path(d).name: run_folder.read_run_file(Path(d) / "run.yaml")[1] for d in run_dirs or ()}
     try:
         r = Runs(table, resolved(defaults), inputs)
         checked = _checked(r)
+        budget = _at_budget(r, budget_paths) if budget_paths else None
     except KeyError as exc:
         raise MHDError(f"--defaults lacks the run key {exc}; give the config's whole `run`") from exc
     if reference:
@@ -312,7 +357,9 @@ def write(summary_path: str | Path, defaults: dict, out: str | Path, run_dirs: l
             checked = with_reference(checked, pd.read_csv(io.BytesIO(text)))
         except (OSError, ValueError, KeyError) as exc:
             raise MHDError(f"--reference {reference}: not a claims table ({exc})") from exc
-    text = markdown(checked, *convergence_lists(r.runs))
+    if budget is not None:
+        checked = budgets.side_by_side(checked, budget.claims)
+    text = markdown(checked, convergence_lists(r.runs), budget)
     files.write_text(f"{out}.csv", checked.to_csv(index=False))
     files.write_text(f"{out}.md", text)
     headline.write(table, r, metrics_path, curves_dir)

@@ -17,7 +17,7 @@ import seaborn as sns  # noqa: E402
 from ..data import datasets, splits  # noqa: E402
 from ..data import graphs as graph_files  # noqa: E402 (`graphs` is a figure kind, drawn below)
 from ..learning import methods, run_folder  # noqa: E402
-from . import diffusion, kinds, plots, readouts, summary  # noqa: E402
+from . import diffusion, fronts, kinds, plots, readouts, summary  # noqa: E402
 
 ERR = ("sd", 1)
 
@@ -136,15 +136,17 @@ def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 def _setting(r) -> str:
-    """What varies along a front: naive distillation's weight, or MHD's H and nu_aux."""
-    return f"H{int(r.heads)}, {r.nu_aux:g}" if r.heads > 0 else (f"{r.nu_main:g}" if r.nu_main > 0 else "")
+    """What varies along a front: naive distillation's weight, or MHD's H, nu_aux and nu_main (when on)."""
+    if r.heads > 0:
+        return f"H{int(r.heads)}, {r.nu_aux:g}" + (f", main {r.nu_main:g}" if r.nu_main > 0 else "")
+    return f"{r.nu_main:g}" if r.nu_main > 0 else ""
 
 
 def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
     """Private accuracy of the main head against shared accuracy (best head; own-heads ensemble), one
     front per method family across its weights, mean over seeds with one standard deviation as bars;
-    isolated and centralized are single points. The dashed line: 1 point below isolated's private
-    accuracy, the bar a front must stay above (results/claims.md)."""
+    isolated and centralized are single points. The dotted lines: isolated's private accuracy minus each
+    of fronts.LEVELS, where claims 7 and 7b read the fronts (results/claims.md, on validation there)."""
     runs = readouts.per_run(table)
     keys = ["family", "heads", "nu_aux", "nu_main"]
     seeds = runs.groupby(keys + ["seed"], dropna=False)[["shared_best", "shared_ensemble", "private_main"]].mean()
@@ -167,7 +169,8 @@ def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
                     ax.annotate(_setting(r), (r[f"{x}_mean"], r["private_main_mean"]), textcoords="offset points",
                                 xytext=(4, 4), fontsize=7, color=colours[fam])
         if not isolated.empty:
-            ax.axhline(isolated["private_main_mean"].iloc[0] - 0.01, color="0.4", linestyle="--", linewidth=1)
+            for drop in fronts.LEVELS:
+                ax.axhline(isolated["private_main_mean"].iloc[0] - drop, color="0.4", linestyle=":", linewidth=1)
         ax.set(title=f"private accuracy (main head) against shared accuracy ({title})",
                xlabel=f"shared accuracy ({title})", ylabel="private accuracy (main head)")
     axes[0].legend(fontsize=8, loc="lower left")

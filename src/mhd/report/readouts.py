@@ -1,6 +1,8 @@
 """One row per run: the numbers that fronts and claims compare, at the last step and as the mean over
-clients. Shared accuracy of the best head (the readout the paper reports) and of the own-heads
-ensemble, private and shared accuracy of the main head, the run's settings and its convergence."""
+clients. Shared accuracy of the best head (run_folder.best_heads) and of the own-heads ensemble,
+private and shared accuracy of the main head, each on the test split and, with a `val_` prefix, on
+the validation split (same run, step, client and head: selections read these, effects the test
+ones); the run's settings and its convergence (summary.convergence)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from . import summary
 
 # columns of the summary that are measurements, not settings of the run
 MEASURED = ("run", "step", "client", "head", "shared_acc", "private_acc", "val_shared_acc", "val_private_acc",
-            "teacher_precision", "bytes_sent",
-            "train_loss", "client_architecture", "last_quarter_movement", "converged")
+            "teacher_precision", "bytes_sent", "train_loss", "client_architecture", *summary.CONVERGENCE[1:])
+NAN = float("nan")
 
 
 def settings(table: pd.DataFrame) -> list[str]:
@@ -29,6 +31,12 @@ def family(method: str, heads: int, include_self: bool, teacher: str = teachers.
     return f"{name} ({'with' if include_self else 'without'} include_self{rule})"
 
 
+def _mean(rows: pd.DataFrame, column: str) -> float:
+    """The mean over clients of a readout; NaN where the summary lacks it (one from before the
+    validation split: no `val_` columns)."""
+    return rows[column].mean() if column in rows else NAN
+
+
 def per_run(table: pd.DataFrame) -> pd.DataFrame:
     last = summary.last_step(table)
     best = run_folder.best_heads(table)
@@ -37,14 +45,15 @@ def per_run(table: pd.DataFrame) -> pd.DataFrame:
     for run, t in last.groupby("run"):
         head = t["head"]
         first = t.iloc[0]
-        rows.append({"run": run, **{k: first[k] for k in keys},
-                     "family": family(first["method"], int(first["heads"]), bool(first["include_self"]),
-                                      str(first.get("teacher", teachers.PAPER))),
-                     "best_head": best[run],
-                     "shared_best": t[head == best[run]].shared_acc.mean(),
-                     "shared_ensemble": t[head == "ensemble"].shared_acc.mean(),
-                     "shared_main": t[head == "0"].shared_acc.mean(),
-                     "private_main": t[head == "0"].private_acc.mean(),
-                     "last_quarter_movement": first.get("last_quarter_movement", float("nan")),
-                     "converged": first.get("converged", float("nan"))})  # True, False or NaN (not judged)
+        row = {"run": run, **{k: first[k] for k in keys},
+               "family": family(first["method"], int(first["heads"]), bool(first["include_self"]),
+                                str(first.get("teacher", teachers.PAPER))),
+               "best_head": best[run]}
+        for split in ("", "val_"):  # test, then validation: the same readouts
+            row |= {f"{split}shared_best": _mean(t[head == best[run]], f"{split}shared_acc"),
+                    f"{split}shared_ensemble": _mean(t[head == "ensemble"], f"{split}shared_acc"),
+                    f"{split}shared_main": _mean(t[head == "0"], f"{split}shared_acc"),
+                    f"{split}private_main": _mean(t[head == "0"], f"{split}private_acc")}
+        # True, False or NaN (not judged); summary.convergence wrote them
+        rows.append(row | {c: first.get(c, NAN) for c in summary.CONVERGENCE[1:]})
     return pd.DataFrame(rows)

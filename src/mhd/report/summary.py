@@ -14,6 +14,7 @@ from ..data import files
 from ..errors import DataError, MHDError
 from ..learning import methods, run_folder
 
+NAN = float("nan")
 PER_CLIENT = run_folder.CLIENT_METRICS  # metrics of a client, not of a head
 # what a summary must hold to be read (the run's settings that say which rows it must have, and the readouts)
 NEEDED = ("run", "step", "client", "head", "shared_acc", "private_acc", "val_shared_acc", "val_private_acc", "method",
@@ -141,6 +142,50 @@ def read(path: str | Path, source: str, run_dirs: list[str | Path] | None = None
         raise DataError(f"{source}: not a table ({exc}); `snakemake results/summary.csv` rewrites it") from exc
 
 
+def read_many(paths: list[str | Path], run_dirs: list[str | Path] | None = None,
+              option: str = "--summary") -> pd.DataFrame:
+    """Several summaries of one study (its parts, each written by `mhd summarize`) read as one table:
+    each read back and checked as `read` and `check` do, given `run_dirs` against the runs its own
+    record names (together they must be exactly `run_dirs`). A run in two parts is kept once when its
+    rows are the same in both, and refused when they differ: two results under one run id. `option`:
+    the command-line option that named the summaries, for the messages."""
+    redo = "`snakemake results/summary.csv` rewrites it"
+    tables, covered = [], set()
+    for path in paths:
+        source, mine = f"{option} {path}", None
+        if run_dirs is not None:
+            named = files.read_record(record_path(path), RECORD, redo)["runs"]
+            mine = [d for d in run_dirs if Path(d).name in named]
+            covered |= set(named)
+        table = read(path, source, mine)
+        check(table, source, [Path(d).name for d in mine] if mine is not None else None)
+        tables.append((source, table))
+    lost = sorted({Path(d).name for d in run_dirs or ()} - covered)
+    if lost:
+        raise DataError(f"no {option} summarises the runs {lost}; `mhd summarize` the part that holds them")
+    kept, seen = [], {}
+    for source, table in tables:
+        for run, rows in table.groupby("run", sort=False):
+            if run not in seen:
+                seen[run] = (source, rows)
+                kept.append(rows)
+            elif not _same_rows(seen[run][1], rows):
+                raise DataError(f"run {run} is in {seen[run][0]} and in {source} with different rows: two results "
+                                f"under one run id; summarise it once")
+    return pd.concat(kept, ignore_index=True, sort=False)
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    def key(t):
+        return t.sort_values(["step", "client", "head"]).reset_index(drop=True).sort_index(axis=1)
+
+    try:
+        pd.testing.assert_frame_equal(key(a), key(b), check_dtype=False)
+    except AssertionError:
+        return False
+    return True
+
+
 def check(table: pd.DataFrame, source: str, runs: list[str] | None = None) -> None:
     """Refuse a summary (results/summary.csv, read back) that is not whole: a needed column missing or
     not of numbers, a run cut short (`run_folder.check_whole` on each run's rows), or, given `runs`,
@@ -163,24 +208,57 @@ def check(table: pd.DataFrame, source: str, runs: list[str] | None = None) -> No
         run_folder.check_whole(rows, settings, f"{source}, run {run}")
 
 
-CONVERGED_WITHIN = 0.01  # a run has converged when its readout moves less than 1 point ...
+CONVERGED_WITHIN = 0.01  # a run has converged when each readout moves less than 1 point ...
 LAST_SHARE = 0.25        # ... over the last quarter of its training
+# A run whose best head's shared accuracy ends within 5 points of chance (1/C, C classes) has
+# diverged: a collapsed run moves as little as a converged one, so movement alone would pass it.
+NEAR_CHANCE = 0.05
+CONVERGENCE = ("run", "shared_movement", "private_movement", "last_quarter_movement", "diverged", "converged")
+
+
+def _classes(rows: pd.DataFrame) -> int:
+    """C, the run's number of classes: its per-class accuracy columns that hold numbers (0: none)."""
+    return sum(1 for c in rows.columns if c.startswith("class_acc_") and rows[c].notna().any())
+
+
+def _movement(curve: pd.Series) -> float:
+    """max - min of a readout over the evaluations from 75 % of the steps on (the last included); NaN
+    with fewer than two there."""
+    tail = curve[curve.index >= (1 - LAST_SHARE) * curve.index.max()].dropna()
+    return float(tail.max() - tail.min()) if len(tail) >= 2 else NAN
 
 
 def convergence(table: pd.DataFrame) -> pd.DataFrame:
-    """Per run: how far its best head's shared accuracy (run_folder.best_heads; mean over clients) moved
-    over the last quarter of training (max - min over the evaluations from 75 % of the steps on, the
-    last included), and whether that is under 1 point. Both NaN (not judged) when fewer than two
-    evaluations fall in that quarter."""
+    """Per run, judged on the validation split (whether a run counts is a selection-like decision, so
+    it reads validation, as every selection does): how far each readout moved over the last quarter
+    of training (`_movement`), the shared accuracy of the best head (run_folder.best_heads; mean over
+    clients) and the private accuracy of the main head, and the larger of the two; `diverged`: the best
+    head's shared accuracy at the last evaluation is below 1/C + NEAR_CHANCE; `converged`: not diverged
+    and both readouts moved less than 1 point (a diverged run has not converged). NaN (not judged):
+    `diverged` without per-class columns (C unknown), `converged` where a readout has fewer than two
+    evaluations in that quarter or divergence is not judged; both where the summary has no
+    validation accuracy.
+
+    Why both readouts and chance: the cosine schedule has cut the learning rate to a few % of its peak
+    by the last quarter, so a readout can stand still there without having settled; the main head's
+    private accuracy is the readout distillation erodes, and a run collapsed at chance stands still
+    too. Annealing can still make a run look settled: the verdicts at two budgets (claims.write's
+    budget summary) are what it cannot fake."""
     best = run_folder.best_heads(table)
     rows = []
     for run, t in table[table["head"] != "ensemble"].groupby("run"):
-        curve = t[t["head"] == best[run]].groupby("step").shared_acc.mean()
-        tail = curve[curve.index >= (1 - LAST_SHARE) * curve.index.max()]
-        moved = float(tail.max() - tail.min()) if len(tail) >= 2 else float("nan")
-        rows.append({"run": run, "last_quarter_movement": moved,
-                     "converged": float("nan") if moved != moved else bool(moved < CONVERGED_WITHIN)})
-    return pd.DataFrame(rows, columns=["run", "last_quarter_movement", "converged"])
+        if "val_shared_acc" not in t or "val_private_acc" not in t:
+            rows.append({"run": run, **dict.fromkeys(CONVERGENCE[1:], NAN)})
+            continue
+        shared = t[t["head"] == best[run]].groupby("step").val_shared_acc.mean()
+        moved = (_movement(shared), _movement(t[t["head"] == "0"].groupby("step").val_private_acc.mean()))
+        classes, end = _classes(t), shared.iloc[-1]
+        diverged = bool(end < 1 / classes + NEAR_CHANCE) if classes and end == end else NAN
+        settled = max(moved) < CONVERGED_WITHIN if not any(m != m for m in moved) else NAN  # NaN != NaN
+        rows.append({"run": run, "shared_movement": moved[0], "private_movement": moved[1],
+                     "last_quarter_movement": max(moved) if settled == settled else NAN, "diverged": diverged,
+                     "converged": False if diverged is True else settled if diverged == diverged else NAN})
+    return pd.DataFrame(rows, columns=list(CONVERGENCE))
 
 
 def last_step(table: pd.DataFrame) -> pd.DataFrame:
