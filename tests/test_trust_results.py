@@ -293,3 +293,22 @@ def test_claims_find_the_default_runs_when_the_defaults_say_precision_auto(summa
         out[name] = pd.read_csv(tmp_path / f"{name}.csv")
     assert out["auto"].effect.notna().any(), "no claim measured: the default runs were not found"
     pd.testing.assert_frame_equal(out["auto"], out["fp32"])
+
+
+def test_a_study_whose_runs_come_from_other_code_says_so(finished, tmp_path, capsys):
+    """dvc repro after an edit of the training code retrains nothing (Snakemake does not rerun finished
+    jobs when the package changes): the summary and the claims table then say which runs came from other
+    code than this checkout's, never pass them off as this code's."""
+    runs = [copy_run(d, tmp_path / d.name) for d in finished]
+    record = json.loads((runs[1] / "run.json").read_text())
+    record["code"]["sha256"] = "0" * 64  # trained by another version of the package
+    (runs[1] / "run.json").write_text(json.dumps(record))
+    out = tmp_path / "summary.csv"
+    assert main(["summarize", "--runs", *map(str, runs), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 2 runs were trained by other training code than this checkout's" in err and "000000000000" in err
+    assert main([str(a) for a in claims(out, tmp_path / "c", "--runs", *runs)]) == 0
+    assert (tmp_path / "c.md").read_text().startswith("**Warning:** 1 of 2 runs were trained by other training code")
+    clean = tmp_path / "clean.csv"  # the runs as trained by this code: no warning
+    assert main(["summarize", "--runs", *map(str, finished), "--out", str(clean)]) == 0
+    assert "other training code" not in capsys.readouterr().err

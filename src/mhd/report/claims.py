@@ -360,6 +360,9 @@ def write(summary_paths: str | Path | list[str | Path], defaults: dict, out: str
     if budget is not None:
         checked = budgets.side_by_side(checked, budget.claims)
     text = markdown(checked, convergence_lists(r.runs), budget)
+    notes = [summary.code_note(p) for p in paths]
+    if any(notes):  # a study whose runs come from other training code than this checkout's says so on top
+        text = "".join(f"**Warning:** {n}\n\n" for n in notes if n) + text
     files.write_text(f"{out}.csv", checked.to_csv(index=False))
     files.write_text(f"{out}.md", text)
     headline.write(table, r, metrics_path, curves_dir)

@@ -244,12 +244,12 @@ def convergence(table: pd.DataFrame) -> pd.DataFrame:
     private accuracy is the readout distillation erodes, and a run collapsed at chance stands still
     too. Annealing can still make a run look settled: the verdicts at two budgets (claims.write's
     budget summary) are what it cannot fake."""
+    if "val_shared_acc" not in table or "val_private_acc" not in table:  # no validation: not judged
+        return pd.DataFrame([{"run": run, **dict.fromkeys(CONVERGENCE[1:], NAN)} for run in pd.unique(table["run"])],
+                            columns=list(CONVERGENCE))
     best = run_folder.best_heads(table)
     rows = []
     for run, t in table[table["head"] != "ensemble"].groupby("run"):
-        if "val_shared_acc" not in t or "val_private_acc" not in t:
-            rows.append({"run": run, **dict.fromkeys(CONVERGENCE[1:], NAN)})
-            continue
         shared = t[t["head"] == best[run]].groupby("step").val_shared_acc.mean()
         moved = (_movement(shared), _movement(t[t["head"] == "0"].groupby("step").val_private_acc.mean()))
         classes, end = _classes(t), shared.iloc[-1]
