@@ -4,7 +4,10 @@ whole interval is on the claimed side of the bar; not reproduced: the whole inte
 side; inconclusive: it straddles the bar, or there are fewer than two seeds. A claim whose runs are
 not in the summary says so, and no verdict is made up for it. Every selection (the best head, the
 settings that claims 7 and 7b read along their fronts: fronts.py) reads the validation split, every
-effect the test split.
+effect the test split. The rows after claim 7 measure the paper's parts that claims 1-7 leave out:
+embedding distillation and claim 6's control (components.py), the theory of information diffusion
+(hops.py), and the teacher rules, choices of ours judged better / worse / inconclusive against the
+paper's rule rather than reproduced (teacher_rows.py).
 
 "The default run" is the config's `run` (its defaults) under a method: claims compare runs that are
 equal in every setting but the ones named. `write` is `mhd claims`: the summary (or a study's parts)
@@ -23,7 +26,7 @@ import pandas as pd
 from ..data import files
 from ..errors import MHDError
 from ..learning import methods, precision, run_folder
-from . import budgets, diffusion, fronts, headline, readouts, summary
+from . import budgets, components, diffusion, fronts, headline, hops, readouts, summary, teacher_rows
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -43,10 +46,18 @@ def interval(values) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, len(v)
 
 
-def verdict(low: float, high: float, bar: float) -> str:
+# verdict words: above the bar, below it, straddling it
+PAPER_WORDS = ("reproduced", "not reproduced", "inconclusive")  # a claim of the paper
+OURS_WORDS = ("better", "worse", "inconclusive")  # a choice of ours (teacher rules): no paper claim to reproduce
+
+
+def verdict(low: float, high: float, bar: float, words: tuple[str, str, str] = PAPER_WORDS) -> str:
+    """`words`[0] when the whole interval is above the bar, [1] when below, [2] when it straddles it or
+    there is no interval."""
+    above, below, neither = words
     if math.isnan(low):
-        return "inconclusive"
-    return "reproduced" if low > bar else "not reproduced" if high < bar else "inconclusive"
+        return neither
+    return above if low > bar else below if high < bar else neither
 
 
 def _norm(value) -> str:
@@ -91,13 +102,14 @@ def _paired(a: pd.Series, b: pd.Series) -> pd.Series:
     return pd.Series({s: float(a[s] - b[s]) for s in seeds}, dtype=float)
 
 
-def _row(claim: str, measure: str, effects, bar: float, note: str = "") -> dict:
+def _row(claim: str, measure: str, effects, bar: float, note: str = "",
+         words: tuple[str, str, str] = PAPER_WORDS) -> dict:
     mean, low, high, n = interval(list(effects))
     if n == 0:
         return {"claim": claim, "measure": measure, "effect": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                 "seeds": 0, "bar": bar, "verdict": "not measured", "note": note or "the runs it needs are not in the summary"}
     return {"claim": claim, "measure": measure, "effect": mean, "ci_low": low, "ci_high": high, "seeds": n,
-            "bar": bar, "verdict": verdict(low, high, bar), "note": note}
+            "bar": bar, "verdict": verdict(low, high, bar, words), "note": note}
 
 
 def shared_lift(r: Runs) -> dict:
@@ -170,17 +182,20 @@ def transitive(r: Runs) -> dict:
                 "ring: accuracy on the classes 2 hops away, head 2 - head 1", list(effects.values()), 0.0, note)
 
 
+SMALL, MIXED = "cnn_small", ("cnn_small", "cnn")  # claim 6: small clients, and the architectures it mixes
+
+
 def small_models(r: Runs) -> dict:
     def small(over) -> pd.Series:
         rows = r.select(**over)
         out = {}
         for _, run in rows.iterrows():
             t = summary.last_step(r.table[r.table.run == run["run"]])
-            t = t[(t.client_architecture == "cnn_small") & (t["head"] == run["best_head"])]
+            t = t[(t.client_architecture == SMALL) & (t["head"] == run["best_head"])]
             out[int(run["seed"])] = t.shared_acc.mean()
         return pd.Series(out, dtype=float)
 
-    mixed = ["cnn_small", "cnn"]
+    mixed = list(MIXED)
     return _row("6. Small models gain from large ones", "shared accuracy of the cnn_small clients among cnn clients, "
                 "MHD best head - isolated", _paired(small({"method": "mhd", "architectures": mixed}),
                                                    small({"method": "isolated", "architectures": mixed})), 0.0)
@@ -235,7 +250,8 @@ def check(table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = 
 
 def _checked(r: Runs) -> pd.DataFrame:
     rows = [shared_lift(r), shared_lift_ensemble(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r),
-            small_models(r), *(row for other in NAIVE_FRONTS for row in ahead_of(r, other))]
+            small_models(r), *(row for other in NAIVE_FRONTS for row in ahead_of(r, other)),
+            components.embedding(r), components.small_peers(r), *hops.theory(r), *teacher_rows.rules(r)]
     return pd.DataFrame(rows)
 
 
@@ -255,7 +271,8 @@ def with_reference(claims: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
 
 SELECTION = ("Every selection reads the validation split and every effect the test split: the best head (the shared "
              "readout; run_folder.best_heads), in claims 7 and 7b the settings that bracket each level on a front and "
-             "their interpolation weights, and the Pareto pair; claim 1b reads the ensemble, which selects nothing. "
+             "their interpolation weights, and the Pareto pair; in row E the embedding weight nu_emb where several were run; "
+             "claim 1b reads the ensemble, which selects nothing, and rows D (the theory) read every head and hop. "
              "Intervals are over training seeds (split and graph fixed), paired by seed.")
 
 

@@ -58,18 +58,29 @@ def reach(split_dir: str | Path, graph_dir: str | Path) -> Reach:
     return Reach(edges, hops_to(edges, n), [set(np.flatnonzero(row).tolist()) for row in primary], classes)
 
 
-def predicted_coverage(r: Reach, heads: int, include_self: bool) -> np.ndarray:
-    """[client, head k]: share of classes owned by clients that reach the client by a walk of exactly
-    k edges (at most k with include_self): what chained distillation can carry to head k."""
+def carried(r: Reach, heads: int, include_self: bool) -> list[list[set]]:
+    """[client][head k]: the classes owned by clients that reach the client by a walk of exactly k
+    edges (at most k with include_self): what chained distillation can carry to head k."""
     n = r.clients
     a = graphs.senders_matrix(r.edges, n).astype(int)
     if include_self:
         a |= np.eye(n, dtype=int)
     walk = np.eye(n, dtype=int)
-    out = np.zeros((n, heads + 1))
-    for k in range(heads + 1):
+    out: list[list[set]] = [[] for _ in range(n)]
+    for _ in range(heads + 1):
         for i in range(n):
-            carried = set().union(*(r.owned[j] for j in np.flatnonzero(walk[i])))
-            out[i, k] = len(carried) / r.classes
+            out[i].append(set().union(*(r.owned[j] for j in np.flatnonzero(walk[i]))))
         walk = (a @ walk > 0).astype(int)
     return out
+
+
+def predicted_coverage(r: Reach, heads: int, include_self: bool) -> np.ndarray:
+    """[client, head k]: share of classes carried to head k (`carried`)."""
+    return np.array([[len(c) / r.classes for c in row] for row in carried(r, heads, include_self)])
+
+
+def predicted_at_hop(r: Reach, carried_k: set, i: int, hop: int) -> float:
+    """The share of the classes `hop` hops from client i (Reach.classes_at) that a head carrying
+    `carried_k` (one of `carried`'s) is predicted to cover; NaN where there are no such classes."""
+    cls = r.classes_at(i, hop)
+    return len(cls & carried_k) / len(cls) if cls else float("nan")
