@@ -49,7 +49,7 @@ def defaults_at(table: pd.DataFrame, defaults: dict, source: str) -> dict:
 
 
 def twins(full, budget) -> dict[str, str]:
-    """budget run -> its twin among the full budget's runs (full, budget: claims.Runs): the run equal in
+    """budget run -> its twin among the full budget's runs (full, budget: evidence.Runs): the run equal in
     every setting of the default run but BUDGET_KEYS, and in seed. A budget run with no such twin, or
     with more than one, has none."""
     keys = [k for k in full.keys if k in budget.keys and k not in BUDGET_KEYS]

@@ -75,7 +75,7 @@ class Front:
 
 
 def settings_of(r, method: str, key: str) -> list[Setting]:
-    """The settings of `method` at the default run (r: claims.Runs) with `key` at each value its runs
+    """The settings of `method` at the default run (r: evidence.Runs) with `key` at each value its runs
     hold, in increasing order; values without a default-run setting are skipped."""
     runs = r.of.get(method)
     if runs is None:

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import claims, diffusion, summary
+from . import evidence, diffusion, summary
 
 TOPOLOGIES = ("ring", "chain")
 
@@ -76,12 +76,12 @@ def _topology(r, topology: str) -> dict:
                      f"{', '.join(sorted(flat))}")
     if not effects and not notes:
         notes.append(f"needs MHD at the default run on the {topology}")
-    return claims._row(f"D ({topology}). Head k learns the classes the diffusion theory says reach it",
+    return evidence.row(f"D ({topology}). Head k learns the classes the diffusion theory says reach it",
                        f"{topology}: Spearman correlation over (client, head k, hop d) of head k's predicted coverage "
                        f"of the hop-d classes and its accuracy on them", [float(np.mean(v)) for v in effects.values()],
                        0.0, "; ".join(notes))
 
 
 def theory(r) -> list[dict]:
-    """Rows D (ring) and D (chain) (r: claims.Runs, with `inputs` from the run folders)."""
+    """Rows D (ring) and D (chain) (r: evidence.Runs, with `inputs` from the run folders)."""
     return [_topology(r, t) for t in TOPOLOGIES]
