@@ -70,7 +70,7 @@ def test_claims_pair_runs_by_seed_and_judge_each(defaults):
     assert kept.effect == pytest.approx(-0.005) and kept.verdict == "reproduced"  # within 1 point
     main = checked.loc["3. The main head's own shared accuracy is enhanced"]
     assert main.effect == pytest.approx(-0.01) and main.verdict == "not reproduced"
-    assert checked.loc["1b. ... also read by the own-heads ensemble (no head selected on the test split)"].seeds == 3
+    assert checked.loc["1b. ... also read by the own-heads ensemble (no head selected)"].seeds == 3
     for name in checked.index[4:]:
         assert checked.loc[name].verdict == "not measured", name  # no ring, chain or mixed runs: no verdict
 

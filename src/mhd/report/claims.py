@@ -37,7 +37,7 @@ def shared_lift(r: Runs) -> dict:
 
 
 def shared_lift_ensemble(r: Runs) -> dict:
-    return _row("1b. ... also read by the own-heads ensemble (no head selected on the test split)",
+    return _row("1b. ... also read by the own-heads ensemble (no head selected)",
                 "shared accuracy, MHD ensemble - isolated (default run)",
                 _paired(r.by_seed("shared_ensemble", method="mhd"), r.by_seed("shared_ensemble", method="isolated")), 0.0)
 
