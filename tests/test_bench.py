@@ -13,7 +13,8 @@ def bench_config(repo, tiny_idx, tmp_path):
     """The default config on the tiny dataset: 4 clients, small batches."""
     cfg = mconfig.merge(mconfig.read_yaml(repo / "config" / "config.yaml"),
                         {"dataset": {"root": str(tiny_idx), "verify": False, "download": False},
-                         "run": {"clients": 4, "samples_per_client": 100, "batch_private": 8, "batch_public": 8},
+                         "run": {"clients": 4, "samples_per_client": 100, "validation_per_class": 10, "batch_private": 8,
+                                 "batch_public": 8},
                          "experiments": {"bench": {"rows": [{}]}}})
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))

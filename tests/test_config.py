@@ -126,19 +126,37 @@ def test_tools_take_a_whole_config_or_an_overlay(repo, tmp_path, monkeypatch):
 
 
 def test_reference_overlays_plan_their_runs(repo):
-    """The converged reference trains every headline setting at one length with 3 seeds, the mean-target
-    front included; the teacher overlay plans the density and max_confidence runs docs/results.md reports."""
+    """The reference trains every claim row's settings at one length: 5 seeds for claims 1-3 and 7 (MHD and
+    isolated, the naive front down to 0.003, MHD's own nu_main front), 3 for the rest (mean-target front,
+    heads, ring, chain, embedding distillation, claim 6 and its control, teacher rules); its half-budget
+    overlay plans the same settings at 1800 steps."""
     base = repo / "config" / "config.yaml"
     ref = mconfig.load_layered(base, [repo / "config" / "reference.yaml"])
     runs = {mconfig.run_id(ref["dataset"]["name"], r): r for rs in mconfig.expand(ref).values() for r in rs}
-    assert {r["steps"] for r in runs.values()} == {3600} and {r["seed"] for r in runs.values()} == {0, 1, 2}
-    assert {r["nu_main"] for r in runs.values() if r["method"] == "mean_target"} == {0.03, 0.3, 1.0, 3.0}
-    assert "reference_teacher" not in ref["experiments"]
+    assert {r["steps"] for r in runs.values()} == {3600} and len(runs) == 113
+
+    def seeds(**where):
+        return {r["seed"] for r in runs.values() if all(r[k] == v for k, v in where.items())}
+
+    five, three = set(range(5)), set(range(3))
+    assert seeds(method="isolated", topology="complete", architectures=None) == five
+    assert seeds(method="mhd", topology="complete", nu_main=0.0, heads=3, nu_emb=0.0, architecture="cnn",
+                 architectures=None, teacher="max_confidence", include_self=True) == five
+    for w in (0.003, 0.01, 0.03, 0.1, 0.3):
+        assert seeds(method="single_head", nu_main=w) == five and seeds(method="mean_target", nu_main=w) == three
+    for w in (0.01, 0.03, 0.1):
+        assert seeds(method="mhd", nu_main=w) == five
+    assert seeds(method="mhd", heads=1, topology="complete") == three and seeds(method="mhd", nu_emb=1.0) == three
+    assert seeds(method="mhd", architecture="cnn_small") == three and seeds(method="mhd", topology="chain") == three
+    for rule in ("energy", "density"):
+        assert seeds(teacher=rule, topology="complete") == three and seeds(teacher=rule, topology="ring") == three
+    half = mconfig.load_layered(base, [repo / "config" / "reference.yaml", repo / "config" / "reference-half.yaml"])
+    halves = [r for rs in mconfig.expand(half).values() for r in rs]
+    assert half["study"] == "reference-half" and {r["steps"] for r in halves} == {1800}
+    assert len({mconfig.run_id(half["dataset"]["name"], r) for r in halves}) == 113
     teacher = mconfig.load_layered(base, [repo / "config" / "reference-teacher.yaml"])
     planned = {mconfig.run_id(teacher["dataset"]["name"], r): r for rs in mconfig.expand(teacher).values() for r in rs}
     assert len(planned) == 18
-    assert {"density", "max_confidence"} <= {r["teacher"] for r in planned.values()
-                                             if r["heads"] == 3 and r["topology"] == "complete"}
 
 
 def test_naive_distillation_weights_and_mhd_keys_are_sweepable(base):
