@@ -170,3 +170,23 @@ def test_each_new_row_says_what_it_needs_when_its_runs_are_missing(defaults):  #
     assert checked.loc[theory_row("chain")].note == "needs MHD at the default run on the chain"
     assert list(checked.index).index(EMB) == list(checked.index).index("7b Pareto. An MHD setting ahead of a "
                                                                          "mean-target setting on both axes") + 1
+
+
+def test_defaults_chosen_by_measurement_are_rechecked_on_validation(defaults):  # noqa: F811
+    """V rows: lr's other value wins on validation (reported on test, paired); tau's default wins there,
+    so the row says the default is kept; nu_rampup and include_self without runs: not measured."""
+    runs = []
+    lr, tau = defaults["lr"], defaults["tau"]
+    for seed in SEEDS:
+        runs.append(({"method": "mhd", "seed": seed}, *mhd(0.70, val_shared=0.70)))
+        runs.append(({"method": "mhd", "lr": lr * 2, "seed": seed}, *mhd(0.72 + 0.01 * seed, val_shared=0.74)))
+        runs.append(({"method": "mhd", "tau": tau * 2, "seed": seed}, *mhd(0.90, val_shared=0.60)))  # better on test only
+    checked = check(defaults, build(defaults, runs)[0])
+    v_lr = checked.loc[f"V1. lr = {lr:g} (the default) against the value validation prefers"]
+    assert v_lr.effect == pytest.approx(0.03) and v_lr.verdict == "better" and v_lr.seeds == 3
+    assert v_lr.note.startswith(f"validation prefers lr = {lr * 2:g}")
+    v_tau = checked.loc[f"V3. tau = {tau:g} (the default) against the value validation prefers"]
+    assert v_tau.verdict == "default kept" and v_tau.effect == 0.0  # test's 0.90 never chose it
+    for name in ("V2. nu_rampup", "V4. include_self"):
+        row = checked[checked.index.str.startswith(name)].iloc[0]
+        assert row.verdict == "not measured" and "needs MHD at the default run" in row.note

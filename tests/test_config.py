@@ -133,7 +133,7 @@ def test_reference_overlays_plan_their_runs(repo):
     base = repo / "config" / "config.yaml"
     ref = mconfig.load_layered(base, [repo / "config" / "reference.yaml"])
     runs = {mconfig.run_id(ref["dataset"]["name"], r): r for rs in mconfig.expand(ref).values() for r in rs}
-    assert {r["steps"] for r in runs.values()} == {3600} and len(runs) == 113
+    assert {r["steps"] for r in runs.values()} == {3600} and len(runs) == 128
 
     def seeds(**where):
         return {r["seed"] for r in runs.values() if all(r[k] == v for k, v in where.items())}
@@ -153,7 +153,9 @@ def test_reference_overlays_plan_their_runs(repo):
     half = mconfig.load_layered(base, [repo / "config" / "reference.yaml", repo / "config" / "reference-half.yaml"])
     halves = [r for rs in mconfig.expand(half).values() for r in rs]
     assert half["study"] == "reference-half" and {r["steps"] for r in halves} == {1800}
-    assert len({mconfig.run_id(half["dataset"]["name"], r) for r in halves}) == 113
+    assert len({mconfig.run_id(half["dataset"]["name"], r) for r in halves}) == 128
+    for key, values in (("lr", (0.005, 0.02)), ("nu_rampup", (0, 1600)), ("tau", (2.0,))):  # the defaults, re-checked
+        assert all(seeds(method="mhd", **{key: v}) == three for v in values)
     teacher = mconfig.load_layered(base, [repo / "config" / "reference-teacher.yaml"])
     planned = {mconfig.run_id(teacher["dataset"]["name"], r): r for rs in mconfig.expand(teacher).values() for r in rs}
     assert len(planned) == 18

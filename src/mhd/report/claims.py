@@ -26,7 +26,7 @@ import pandas as pd
 from ..data import files
 from ..errors import MHDError
 from ..learning import methods, precision, run_folder
-from . import budgets, components, diffusion, fronts, headline, hops, readouts, summary, teacher_rows
+from . import budgets, components, diffusion, fronts, headline, hops, readouts, summary, teacher_rows, tuning
 from .evidence import MIXED, PAPER_WORDS, PRIVATE_KEPT, SMALL, Runs, interval, norm, verdict  # noqa: F401 (the API)
 from .evidence import paired as _paired, row as _row
 
@@ -168,7 +168,8 @@ def check(table: pd.DataFrame, defaults: dict, inputs: dict[str, dict] | None = 
 def _checked(r: Runs) -> pd.DataFrame:
     rows = [shared_lift(r), shared_lift_ensemble(r), private_kept(r), main_head_shared(r), *more_heads(r), transitive(r),
             small_models(r), *(row for other in NAIVE_FRONTS for row in ahead_of(r, other)),
-            components.embedding(r), components.small_peers(r), *hops.theory(r), *teacher_rows.rules(r)]
+            components.embedding(r), components.small_peers(r), *hops.theory(r), *teacher_rows.rules(r),
+            *tuning.defaults(r)]
     return pd.DataFrame(rows)
 
 
