@@ -4,9 +4,6 @@ its arguments and calls one function of the stage it belongs to; nothing here co
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
-import json
 import sys
 
 from .errors import MHDError
@@ -77,34 +74,12 @@ def cmd_train(args) -> None:
         print(line)
 
 
-# `mhd bench` runs one of three benchmarks, each a function of bench/ that takes the options as keywords
-# (their defaults are its own); an option of another benchmark is refused
-BENCH = {"throughput": "throughput.bench", "scale": "scale.bench_scale", "workflow": "workflow.bench_workflow"}
-BENCH_FLAGS = {"--config": "config_path", "--quick": "quick", "--device": "device", "--threads": "threads",
-               "--rounds": "rounds", "--clients": "clients", "--figure": "figure_path", "--cores": "cores",
-               "--configfile": "configfiles", "--work": "work"}
-
-
 def cmd_bench(args) -> None:
     """throughput: trainer vs a naive federated loop vs plain training; --scale: as N and H grow (JSON)"""
-    mode = "scale" if args.scale else "workflow" if args.workflow else "throughput"
-    module, name = BENCH[mode].split(".")
-    module = importlib.import_module(f"mhd.bench.{module}")  # --workflow imports torch later
-    takes = [f for f, k in BENCH_FLAGS.items() if k in inspect.signature(getattr(module, name)).parameters]
-    given = {f: getattr(args, k) for f, k in BENCH_FLAGS.items() if hasattr(args, k)}
-    if foreign := [f for f in given if f not in takes]:
-        raise MHDError(f"{foreign[0]} is not an option of `mhd bench{'' if mode == 'throughput' else ' --' + mode}`; "
-                       f"it takes {', '.join(takes)} and --out")
-    keywords = {BENCH_FLAGS[f]: v for f, v in given.items() if f != "--rounds" or v}  # --rounds 0: the default
-    if mode == "workflow":
-        keywords["progress"] = lambda line: print(line, file=sys.stderr)
-        args.out = args.out or f"benchmarks/results/workflow-{module.machine_name()}.json"
-    text = json.dumps(getattr(module, name)(**keywords), indent=2)
-    print(text)
-    if args.out:
-        from .data import files
+    from .bench import modes
 
-        files.write_text(args.out, text + "\n")
+    given = {f: getattr(args, k) for f, k in modes.FLAGS.items() if hasattr(args, k)}
+    print(modes.run("scale" if args.scale else "workflow" if args.workflow else "throughput", given, args.out))
 
 
 def cmd_figure(args) -> None:
@@ -240,7 +215,9 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
 
     def option(group, flag, **kw):  # an option not given is absent: cmd_bench sees which were given
         named = {} if kw.get("action") == "store_true" else {"metavar": flag[2:].upper()}
-        group.add_argument(flag, dest=BENCH_FLAGS[flag], default=argparse.SUPPRESS, **named, **kw)
+        from .bench import modes
+
+        group.add_argument(flag, dest=modes.FLAGS[flag], default=argparse.SUPPRESS, **named, **kw)
 
     g = p.add_argument_group("the throughput bench and --scale")
     option(g, "--config", help="default config/config.yaml")
