@@ -19,14 +19,6 @@ DEFAULT = "default"
 PATTERN = r"[a-z0-9][a-z0-9_-]*"
 
 
-def check(name, source: str) -> str:
-    """The study name, or a ConfigError naming the value, where it came from and what is allowed."""
-    if not isinstance(name, str) or not re.fullmatch(PATTERN, name):
-        raise ConfigError(f"study = {name!r} (in {source}): allowed: lower-case letters, digits, '_' and '-', "
-                          f"starting with a letter or digit (it names the study's folders)")
-    return name
-
-
 def of_overlay(path: str | Path) -> str:
     """The study of an overlay that does not name one: its file's stem, so that `--configfile
     config/my-ablation.yaml` writes under `my-ablation` and never over the default study's outputs."""
