@@ -110,6 +110,17 @@ def cmd_claims(args) -> None:
     print(f"{text}\n{len(checked)} claims -> {args.out}.csv, {args.out}.md")
 
 
+def cmd_numbers(args) -> None:
+    """write the docs' tables of a study (README, docs/results.md) from its claims.csv and per-run readouts"""
+    from . import config as mconfig
+    from .report import numbers
+
+    defaults = mconfig.load_layered(args.base, args.configfile)["run"] if args.summary else None
+    for line in numbers.write(args.claims, args.readouts, args.docs, args.check, args.summary, defaults,
+                              args.budget_summary):
+        print(line)
+
+
 def cmd_teacher_scores(args) -> None:
     """how well each teacher score of a trained MHD run tells a client's own classes from others' (markdown)"""
     from .report import teacher_scores
@@ -119,11 +130,12 @@ def cmd_teacher_scores(args) -> None:
 
 def cmd_summarize(args) -> None:
     """gather runs into one table (a row per run, client, head, step)"""
-    from .report import summary
+    from .report import kinds, summary
 
-    table = summary.collect(args.runs)
-    summary.write(table, args.runs, args.out)
-    print(f"{len(args.runs)} runs, {len(table)} rows -> {args.out} (and its record {summary.record_path(args.out)})")
+    runs = args.runs or sorted({r["dir"] for spec in args.specs for r in kinds.read_spec(spec, trained=True)["runs"]})
+    table = summary.collect(runs)
+    summary.write(table, runs, args.out)
+    print(f"{len(runs)} runs, {len(table)} rows -> {args.out} (and its record {summary.record_path(args.out)})")
     if note := summary.code_note(args.out):
         print(f"warning: {note}", file=sys.stderr)
 
@@ -197,11 +209,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", default=None, help="also write their curves over training here, a CSV per method (DVC plots)")
     p.add_argument("--budget-summary", nargs="+", default=None, help="the same study at a second budget (e.g. 2/3 of "
                    "the steps, separate runs): each claim's verdict there beside it, marked where it changes")
+    p = command(cmd_numbers)
+    p.add_argument("--claims", default="docs/reference/claims.csv", help="the study's claims (and .md beside it): "
+                   "checked from --summary when given, else read")
+    p.add_argument("--readouts", default="docs/reference/readouts.csv", help="one row per run: written from --summary "
+                   "when given, else read")
+    p.add_argument("--summary", nargs="+", default=None, help="the study's summaries (its parts, read as one; their "
+                   "runs under results/runs/)")
+    p.add_argument("--budget-summary", nargs="+", default=None, help="the same study at a second budget (mhd claims)")
+    p.add_argument("--base", default="config/config.yaml", help="the base config (its run is the default run)")
+    p.add_argument("--configfile", nargs="*", default=["config/reference.yaml"], help="overlays over --base, as for "
+                   "snakemake (default config/reference.yaml)")
+    p.add_argument("--docs", nargs="*", default=["README.md", "docs/results.md"],
+                   help="the files whose `<!-- numbers: NAME -->` sections are written")
+    p.add_argument("--check", action="store_true", help="write nothing; fail when a section differs")
     p = command(cmd_teacher_scores)
     p.add_argument("run", help="a trained run folder, e.g. results/runs/mhd-h3-complete-n5-2c17f421bc")
     p.add_argument("--samples", type=_count("every public sample", "public samples"), default=4000, help="default 4000")
     p = command(cmd_summarize)
-    p.add_argument("--runs", nargs="+", required=True)
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--runs", nargs="+", help="run folders")
+    given.add_argument("--specs", nargs="+", help="experiment specs (results/experiments/<experiment>.json): their runs")
     p.add_argument("--out", required=True)
     return parser
 

@@ -79,11 +79,13 @@ def moved(full: pd.DataFrame, budget: pd.DataFrame, pairs: dict[str, str]) -> li
     return out
 
 
-def side_by_side(claims: pd.DataFrame, at_budget: pd.DataFrame) -> pd.DataFrame:
-    """`claims` with the same claims' effect, interval and verdict at the budget, and `budget_robust`:
-    yes (the same verdict), no (it changes with the budget), not measured (at one budget or both)."""
-    b = at_budget.set_index("claim")
-    out = claims.assign(**{f"{c}_at_budget": claims.claim.map(b[c]) for c in ("effect", "ci_low", "ci_high", "verdict")})
+def side_by_side(claims: pd.DataFrame, budget: Budget) -> pd.DataFrame:
+    """`claims` with the same claims' effect, interval and verdict at the `budget` (and its `steps_at_budget`),
+    and `budget_robust`: yes (the same verdict), no (it changes with the budget), not measured (at one
+    budget or both)."""
+    b = budget.claims.set_index("claim")
+    out = claims.assign(**{f"{c}_at_budget": claims.claim.map(b[c]) for c in ("effect", "ci_low", "ci_high", "verdict")},
+                        steps_at_budget=budget.steps)
     measured = out.verdict.ne("not measured") & out.verdict_at_budget.notna() & out.verdict_at_budget.ne("not measured")
     same = out.verdict == out.verdict_at_budget
     return out.assign(budget_robust=np.where(measured, np.where(same, "yes", "no"), "not measured"))

@@ -194,28 +194,39 @@ SELECTION = ("Every selection reads the validation split and every effect the te
              "Intervals are over training seeds (split and graph fixed), paired by seed.")
 
 
+def table_lines(claims: pd.DataFrame, columns: tuple[str, ...] = ("measure", "note")) -> list[str]:
+    """claims.csv as a markdown table: each claim, its effect, interval, seeds and verdict, the `columns`
+    asked for among measure and note, the reference's verdict where claims.csv has it, and, where it has
+    a second budget (budgets.side_by_side), the verdict there and whether it is the same."""
+    cols = ["claim", *[c for c in columns if c == "measure"], "effect", "95 % interval", "seeds", "verdict"]
+    if "reference_verdict" in claims:
+        cols.append("reference verdict")
+    if "budget_robust" in claims:
+        cols += [f"at {int(claims.steps_at_budget.iloc[0])} steps", "same verdict"]
+    cols += [c for c in columns if c == "note"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, c in claims.iterrows():
+        ci = "" if math.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        cells = [c.claim, *([c.measure] if "measure" in columns else []),
+                 "" if math.isnan(c.effect) else f"{c.effect:+.3f}", ci, str(c.seeds), c.verdict]
+        if "reference_verdict" in claims:
+            ref = c.reference_verdict if isinstance(c.reference_verdict, str) else ""
+            cells.append(f"**{ref}** (differs)" if c.differs else ref)
+        if "budget_robust" in claims:
+            effect = "" if math.isnan(c.effect_at_budget) else f"{c.effect_at_budget:+.3f}, "
+            cells += [f"{effect}{c.verdict_at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
+                      c.budget_robust]
+        if "note" in columns:
+            cells.append(c.note if isinstance(c.note, str) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(claims: pd.DataFrame, convergence: dict, budget: budgets.Budget | None = None) -> str:
     """The claims table (claims.csv as markdown) and what it rests on: what is selected where, the runs that
     have not converged or diverged (`convergence`: convergence_lists) and, given the `budget`, each
     verdict at the second budget and its runs' convergence."""
-    cols = ["claim", "measure", "effect", "95 % interval", "seeds", "verdict", "note"]
-    if "reference_verdict" in claims:
-        cols.insert(cols.index("note"), "reference verdict")
-    if budget is not None:
-        cols[cols.index("note"):cols.index("note")] = [f"at {budget.steps} steps", "same verdict"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, c in claims.iterrows():
-        ci = "" if math.isnan(c.ci_low) else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-        cells = [c.claim, c.measure, "" if math.isnan(c.effect) else f"{c.effect:+.3f}", ci, str(c.seeds), c.verdict]
-        if "reference_verdict" in claims:
-            ref = c.reference_verdict if isinstance(c.reference_verdict, str) else ""
-            cells.append(f"**{ref}** (differs)" if c.differs else ref)
-        if budget is not None:
-            effect = "" if math.isnan(c.effect_at_budget) else f"{c.effect_at_budget:+.3f}, "
-            cells += [f"{effect}{c.verdict_at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
-                      c.budget_robust]
-        lines.append("| " + " | ".join(cells + [c.note]) + " |")
-    lines += ["", SELECTION, "", *_convergence_lines(convergence, "")]
+    lines = [*table_lines(claims), "", SELECTION, "", *_convergence_lines(convergence, "")]
     if budget is not None:
         lines += ["", f"Each verdict at two budgets: these runs and the same study's runs at {budget.steps} steps "
                       f"(--budget-summary: separate runs, each with its own schedule); a verdict that changes with "
@@ -293,7 +304,7 @@ def write(summary_paths: str | Path | list[str | Path], defaults: dict, out: str
         except (OSError, ValueError, KeyError) as exc:
             raise MHDError(f"--reference {reference}: not a claims table ({exc})") from exc
     if budget is not None:
-        checked = budgets.side_by_side(checked, budget.claims)
+        checked = budgets.side_by_side(checked, budget)
     text = markdown(checked, convergence_lists(r.runs), budget)
     notes = [summary.code_note(p) for p in paths]
     if any(notes):  # a study whose runs come from other training code than this checkout's says so on top

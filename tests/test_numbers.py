@@ -1,0 +1,141 @@
+"""The docs' numbers come from a command: `mhd numbers` writes the tables between `<!-- numbers: NAME -->`
+markers from a study's claims.csv and per-run readouts, and the README and docs/results.md hold exactly
+what the committed files give (docs/reference/claims.csv, docs/reference/readouts.csv); the prose
+around the markers holds no number of the reference."""
+
+import re
+
+import pandas as pd
+import pytest
+from test_claims import defaults, table_of  # noqa: F401 (a fixture)
+
+from mhd.errors import MHDError
+from mhd.report import claims, numbers
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture
+def study(defaults, tmp_path):  # noqa: F811
+    """A hand-made study: isolated at 0.60 / 0.97, MHD at 0.70 / 0.965 and at nu_emb 1 (0.71), 3 seeds each;
+    its claims.csv and readouts.csv written, as the reference's are."""
+    h = defaults["heads"]
+    runs = []
+    for seed in SEEDS:
+        runs.append(({"method": "isolated", "seed": seed}, [0.60], [0.97]))
+        runs.append(({"method": "mhd", "seed": seed}, [0.70] * (h + 1), [0.965] * (h + 1)))
+        runs.append(({"method": "mhd", "nu_emb": 1.0, "seed": seed}, [0.71] * (h + 1), [0.965] * (h + 1)))
+    table = table_of(defaults, runs)
+    claims.check(table, defaults).to_csv(tmp_path / "claims.csv", index=False)
+    numbers.readouts(table, defaults).to_csv(tmp_path / "readouts.csv", index=False)
+    return tmp_path
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def doc_with(tmp_path, *names):
+    path = tmp_path / "doc.md"
+    path.write_text("# A doc\n\nProse.\n\n" + "".join(f"<!-- numbers: {n} -->\nold\n<!-- end numbers -->\n\n" for n in names))
+    return path
+
+
+def test_readouts_name_each_setting_by_what_differs_from_the_default_run(study, defaults):  # noqa: F811
+    runs = pd.read_csv(study / "readouts.csv")
+    h = defaults["heads"]
+    assert sorted(runs.setting.unique()) == sorted(["isolated", f"MHD (H={h})", f"MHD (H={h}), nu_emb 1"])
+    assert list(runs.columns) == list(numbers.COLUMNS) and len(runs) == 9
+    mhd = runs[runs.setting == f"MHD (H={h})"]
+    assert list(mhd.seed) == list(SEEDS) and (mhd.shared_best == 0.70).all() and (mhd.private_main == 0.965).all()
+
+
+def test_sections_are_the_claims_and_settings_tables_and_convergence(study):
+    made = numbers.sections(*numbers.read(study / "claims.csv", study / "readouts.csv"))
+    assert set(made) == set(numbers.SECTIONS)
+    lift = next(line for line in made["claims-short"].splitlines() if line.startswith("| 1. "))
+    assert cells(lift)[1:5] == ["+0.100", "[+0.100, +0.100]", "3", "reproduced"]
+    assert "| measure |" in made["claims"] and "| note |" in made["claims"] and "| measure |" not in made["claims-short"]
+    rows = {cells(line)[0]: cells(line)[1:] for line in made["settings"].splitlines()[2:]}
+    assert rows["isolated"][:4] == ["3", "0.600", "0.600", "0.970"]
+    assert [r[:2] for r in rows.values()] == [["3", "0.700"], ["3", "0.710"], ["3", "0.600"]], "methods.METHODS's order"
+    assert made["convergence"].startswith("9 of 9 runs converged")
+
+
+def test_numbers_writes_the_sections_and_check_fails_on_a_stale_doc(study, tmp_path):
+    doc = doc_with(tmp_path, "claims-short", "convergence")
+    with pytest.raises(MHDError, match="differ"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [doc], check=True)
+    assert "old" in doc.read_text(), "--check writes nothing"
+    lines = numbers.write(study / "claims.csv", study / "readouts.csv", [doc])
+    assert lines == [f"{doc}: rewrote claims-short, convergence"]
+    text = doc.read_text()
+    assert text.startswith("# A doc\n\nProse.\n\n<!-- numbers: claims-short -->\n| claim |") and "old" not in text
+    assert numbers.write(study / "claims.csv", study / "readouts.csv", [doc], check=True) == [f"{doc}: up to date"]
+
+
+def test_numbers_refuses_an_unknown_section_a_doc_without_one_and_old_readouts(study, tmp_path):
+    with pytest.raises(MHDError, match="unknown numbers section 'headline'; allowed: claims"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [doc_with(tmp_path, "headline")])
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    with pytest.raises(MHDError, match="no `<!-- numbers: NAME -->`"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [plain])
+    pd.read_csv(study / "readouts.csv").drop(columns="setting").to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(MHDError, match=r"lacks the columns \['setting'\]"):
+        numbers.read(study / "claims.csv", tmp_path / "old.csv")
+
+
+def test_the_command_checks_the_claims_and_writes_readouts_from_a_summary(study, tmp_path, defaults, repo,  # noqa: F811
+                                                                          monkeypatch):
+    """From a summary, `mhd numbers` checks the claims against the runs the summary names under
+    results/runs/ as they are now (as `mhd claims --runs` does), then writes the readouts and the docs."""
+    import json
+
+    from mhd import cli
+    from mhd import config as mconfig
+    from mhd.report import summary
+
+    h = defaults["heads"]
+    table = table_of(defaults, [({"method": "mhd", "seed": s}, [0.70] * (h + 1), [0.965] * (h + 1)) for s in SEEDS])
+    monkeypatch.chdir(tmp_path)
+    dirs = []
+    for run, rows in table.groupby("run"):
+        folder = tmp_path / "results" / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"metrics_sha256": "0" * 64}))
+        mconfig.write_run_file(folder / "run.yaml", {"run": {**defaults, "seed": int(rows.seed.iloc[0])},
+                                                     "inputs": {"prepared": "p", "split": "s", "graph": "g"}})
+        dirs.append(folder)
+    summary.write(table, dirs, tmp_path / "summary.csv")
+    doc = doc_with(tmp_path, "settings")
+    argv = ["numbers", "--claims", "c.csv", "--readouts", "r.csv", "--base", str(repo / "config" / "config.yaml"),
+            "--configfile", "--docs", str(doc)]
+    assert cli.main([*argv, "--summary", "summary.csv"]) == 0
+    assert f"| MHD (H={h}) | 3 | 0.700 | 0.700 | 0.965 | 3 of 3 |" in doc.read_text()
+    written = pd.read_csv(tmp_path / "c.csv").set_index("claim")
+    assert written.loc["2. MHD keeps the main head's private accuracy", "verdict"] == "not measured"  # no isolated runs
+    assert "\n| claim | measure |" in (tmp_path / "c.md").read_text()  # under the warning: r0-r2 have no code hash
+    (dirs[0] / "run.json").write_text(json.dumps({"metrics_sha256": "1" * 64}))  # retrained since the summary
+    assert cli.main([*argv, "--summary", "summary.csv"]) == 2
+
+
+# the docs whose numbers are generated, and the part of each that holds no hand-written number
+GENERATED = {"README.md": "## Expected results", "docs/results.md": "## The new reference"}
+NUMBER = re.compile(r"(?<![\w.])[+-]?0\.\d{2,}")  # an accuracy or effect: 0.xx, +0.xxx
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # a setting or a command, not a result
+
+
+def test_the_docs_hold_the_numbers_the_committed_files_give(repo):
+    docs = [repo / d for d in GENERATED]
+    assert numbers.write(repo / "docs/reference/claims.csv", repo / "docs/reference/readouts.csv", docs, check=True) \
+        == [f"{d}: up to date" for d in docs]
+
+
+@pytest.mark.parametrize("doc, heading", GENERATED.items())
+def test_the_prose_around_the_generated_tables_holds_no_number(repo, doc, heading):
+    text = (repo / doc).read_text()
+    start = text.index(heading + "\n") if heading + "\n" in text else text.index(heading)
+    end = text.find("\n## ", start + 1)
+    part = CODE.sub("", numbers.MARKER.sub("", text[start:end if end > 0 else None]))
+    assert NUMBER.findall(part) == [], f"{doc}, {heading}: numbers outside the generated sections"
