@@ -57,7 +57,7 @@ def test_sections_are_the_claims_and_settings_tables_and_convergence(study):
     assert cells(lift)[1:5] == ["+0.100", "[+0.100, +0.100]", "3", "reproduced"]
     assert "| measure |" in made["claims"] and "| note |" in made["claims"] and "| measure |" not in made["claims-short"]
     rows = {cells(line)[0]: cells(line)[1:] for line in made["settings"].splitlines()[2:]}
-    assert rows["isolated"][:4] == ["3", "0.600", "0.600", "0.970"]
+    assert rows["isolated"] == ["3", "0.600", "0.600", "0.970", "3 of 3"]
     assert [r[:2] for r in rows.values()] == [["3", "0.700"], ["3", "0.710"], ["3", "0.600"]], "methods.METHODS's order"
     assert made["convergence"].startswith("9 of 9 runs converged")
 
@@ -75,7 +75,7 @@ def test_numbers_writes_the_sections_and_check_fails_on_a_stale_doc(study, tmp_p
 
 
 def test_numbers_refuses_an_unknown_section_a_doc_without_one_and_old_readouts(study, tmp_path):
-    with pytest.raises(MHDError, match="unknown numbers section 'headline'; allowed: claims"):
+    with pytest.raises(MHDError, match="line 5: unknown numbers section 'headline'; allowed: claims"):
         numbers.write(study / "claims.csv", study / "readouts.csv", [doc_with(tmp_path, "headline")])
     plain = tmp_path / "plain.md"
     plain.write_text("no markers\n")
@@ -84,6 +84,47 @@ def test_numbers_refuses_an_unknown_section_a_doc_without_one_and_old_readouts(s
     pd.read_csv(study / "readouts.csv").drop(columns="setting").to_csv(tmp_path / "old.csv", index=False)
     with pytest.raises(MHDError, match=r"lacks the columns \['setting'\]"):
         numbers.read(study / "claims.csv", tmp_path / "old.csv")
+    pd.read_csv(study / "claims.csv").drop(columns="ci_low").to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(MHDError, match=r"c.csv: not a claims.csv \(mhd claims\): it lacks the columns \['ci_low'\]"):
+        numbers.read(tmp_path / "c.csv", study / "readouts.csv")
+    with pytest.raises(MHDError, match="cannot be read"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [tmp_path / "absent.md"])
+
+
+@pytest.mark.parametrize("text, error", [
+    ("<!-- numbers: claims -->\nA\n\nhand-written prose\n<!-- numbers: convergence -->\nB\n<!-- end numbers -->\n",
+     "line 1: .*line 5: a section opens before the one above ends"),
+    ("<!-- numbers: claims short -->\nA\n<!-- end numbers -->\n", "line 1: .* is not a well-formed marker"),
+    ("<!-- numbers: claims -->\nA\n<!-- end number -->\n", "line 3: .* is not a well-formed marker"),
+    ("<!-- numbers: claims -->\nA\n", "section 'claims' has no <!-- end numbers -->"),
+    ("prose\n<!-- end numbers -->\n", "line 2: .* is not a well-formed marker"),
+    ("<!-- numbers: claims --> A\n<!-- end numbers -->\n", "line 1: .* is not a well-formed marker"),
+])
+def test_a_malformed_marker_is_refused_and_nothing_is_written(study, tmp_path, text, error):
+    good = doc_with(tmp_path, "settings")
+    bad = tmp_path / "bad.md"
+    bad.write_text(text)
+    before = good.read_bytes(), bad.read_bytes()
+    with pytest.raises(MHDError, match=error.replace("line 1: .*line 5", "line 5")):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [good, bad])
+    assert (good.read_bytes(), bad.read_bytes()) == before, "every doc is parsed before any is written"
+
+
+def test_a_doc_keeps_its_line_endings(study, tmp_path):
+    doc = tmp_path / "crlf.md"
+    doc.write_bytes(b"# A doc\r\n\r\n<!-- numbers: convergence -->\r\nold\r\n<!-- end numbers -->\r\nend\r\n")
+    numbers.write(study / "claims.csv", study / "readouts.csv", [doc])
+    data = doc.read_bytes()
+    assert data.count(b"\n") == data.count(b"\r\n") and b"runs converged" in data and data.endswith(b"end\r\n")
+    assert numbers.write(study / "claims.csv", study / "readouts.csv", [doc], check=True) == [f"{doc}: up to date"]
+
+
+def test_check_writes_nothing_so_it_refuses_a_summary(study, tmp_path):
+    doc = doc_with(tmp_path, "settings")
+    with pytest.raises(MHDError, match="--check writes nothing"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [doc], check=True, summary_paths=["s.csv"])
+    with pytest.raises(MHDError, match="--budget-summary is read with --summary"):
+        numbers.write(study / "claims.csv", study / "readouts.csv", [doc], budget_paths=["b.csv"])
 
 
 def test_the_command_checks_the_claims_and_writes_readouts_from_a_summary(study, tmp_path, defaults, repo,  # noqa: F811
@@ -120,9 +161,9 @@ def test_the_command_checks_the_claims_and_writes_readouts_from_a_summary(study,
     assert cli.main([*argv, "--summary", "summary.csv"]) == 2
 
 
-# the docs whose numbers are generated, and the part of each that holds no hand-written number
-GENERATED = {"README.md": "## Expected results", "docs/results.md": "## The new reference"}
-NUMBER = re.compile(r"(?<![\w.])[+-]?0\.\d{2,}")  # an accuracy or effect: 0.xx, +0.xxx
+# the docs whose numbers are generated, and the section of each that holds no hand-written number
+GENERATED = {"README.md": "## Expected results", "docs/results.md": "## The new reference, in parts"}
+NUMBER = re.compile(r"(?<![\w.])[+-]?\d*\.\d+")  # a decimal: an accuracy, an effect, a weight
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # a setting or a command, not a result
 
 
@@ -132,10 +173,24 @@ def test_the_docs_hold_the_numbers_the_committed_files_give(repo):
         == [f"{d}: up to date" for d in docs]
 
 
+def test_the_committed_claims_md_is_the_claims_csv(repo):
+    """docs/reference/claims.md (mhd claims' text: the table and what it rests on) holds the table that
+    docs/reference/claims.csv gives, so the two cannot drift apart."""
+    checked = pd.read_csv(repo / "docs/reference/claims.csv")
+    table = "\n".join(claims.table_lines(checked)) + "\n"
+    assert table in (repo / "docs/reference/claims.md").read_text()
+
+
 @pytest.mark.parametrize("doc, heading", GENERATED.items())
 def test_the_prose_around_the_generated_tables_holds_no_number(repo, doc, heading):
-    text = (repo / doc).read_text()
-    start = text.index(heading + "\n") if heading + "\n" in text else text.index(heading)
+    text, found = numbers.parse(repo / doc)
+    start = text.index(f"\n{heading}\n")
     end = text.find("\n## ", start + 1)
-    part = CODE.sub("", numbers.MARKER.sub("", text[start:end if end > 0 else None]))
-    assert NUMBER.findall(part) == [], f"{doc}, {heading}: numbers outside the generated sections"
+    end = len(text) if end < 0 else end
+    prose, at = [], start
+    for _, body_start, body_end in found:
+        if start <= body_start < end:
+            prose.append(text[at:body_start])
+            at = body_end
+    prose.append(text[at:end])
+    assert NUMBER.findall(CODE.sub("", "".join(prose))) == [], f"{doc}, {heading}: numbers outside the generated sections"

@@ -214,7 +214,8 @@ def table_lines(claims: pd.DataFrame, columns: tuple[str, ...] = ("measure", "no
             cells.append(f"**{ref}** (differs)" if c.differs else ref)
         if "budget_robust" in claims:
             effect = "" if math.isnan(c.effect_at_budget) else f"{c.effect_at_budget:+.3f}, "
-            cells += [f"{effect}{c.verdict_at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
+            at_budget = c.verdict_at_budget if isinstance(c.verdict_at_budget, str) else "not measured"
+            cells += [f"{effect}{at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
                       c.budget_robust]
         if "note" in columns:
             cells.append(c.note if isinstance(c.note, str) else "")
