@@ -133,7 +133,7 @@ def test_reference_overlays_plan_their_runs(repo):
     base = repo / "config" / "config.yaml"
     ref = mconfig.load_layered(base, [repo / "config" / "reference.yaml"])
     runs = {mconfig.run_id(ref["dataset"]["name"], r): r for rs in mconfig.expand(ref).values() for r in rs}
-    assert {r["steps"] for r in runs.values()} == {3600} and len(runs) == 128
+    assert {r["steps"] for r in runs.values()} == {3600} and len(runs) == 138
 
     def seeds(**where):
         return {r["seed"] for r in runs.values() if all(r[k] == v for k, v in where.items())}
