@@ -153,7 +153,7 @@ def test_reference_overlays_plan_their_runs(repo):
     half = mconfig.load_layered(base, [repo / "config" / "reference.yaml", repo / "config" / "reference-half.yaml"])
     halves = [r for rs in mconfig.expand(half).values() for r in rs]
     assert half["study"] == "reference-half" and {r["steps"] for r in halves} == {1800}
-    assert len({mconfig.run_id(half["dataset"]["name"], r) for r in halves}) == 128
+    assert len({mconfig.run_id(half["dataset"]["name"], r) for r in halves}) == 138
     for key, values in (("lr", (0.005, 0.02)), ("nu_rampup", (0, 1600)), ("tau", (2.0,))):  # the defaults, re-checked
         assert all(seeds(method="mhd", **{key: v}) == three for v in values)
     teacher = mconfig.load_layered(base, [repo / "config" / "reference-teacher.yaml"])
