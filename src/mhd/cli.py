@@ -111,7 +111,7 @@ def cmd_claims(args) -> None:
 
 
 def cmd_numbers(args) -> None:
-    """write the docs' tables of a study (README, docs/results.md) from its claims.csv and per-run readouts"""
+    """write the docs' tables of a study (docs/results.md) from its claims.csv and per-run readouts"""
     from . import config as mconfig
     from .report import numbers
 
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="config/config.yaml", help="the base config (its run is the default run)")
     p.add_argument("--configfile", nargs="*", default=["config/reference.yaml"], help="overlays over --base, as for "
                    "snakemake (default config/reference.yaml)")
-    p.add_argument("--docs", nargs="*", default=["README.md", "docs/results.md"],
+    p.add_argument("--docs", nargs="*", default=["docs/results.md"],
                    help="the files whose `<!-- numbers: NAME -->` sections are written")
     p.add_argument("--check", action="store_true", help="write nothing; fail when a section differs")
     p = command(cmd_teacher_scores)

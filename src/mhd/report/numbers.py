@@ -1,6 +1,6 @@
-"""The docs' numbers, generated: every number in the README's Expected results and in docs/results.md's
-tables of the reference comes from two committed files, `mhd numbers` writes the tables between
-markers in those docs, and tests/test_numbers.py checks that the docs hold what the files give:
+"""The docs' numbers, generated: every number of the new reference in docs/results.md comes from two
+committed files, `mhd numbers` writes the tables between markers in the docs, and
+tests/test_numbers.py checks that the docs hold what the files give:
 
     <!-- numbers: claims -->
     ...generated table...
@@ -99,7 +99,6 @@ def _claims_table(claims: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 SECTIONS = {  # name -> what it holds, from (claims.csv, readouts.csv)
     "claims": lambda c, r: _claims_table(c, ("measure", "note")),
-    "claims-short": lambda c, r: _claims_table(c, ()),
     "settings": lambda c, r: settings_table(r),
     "convergence": lambda c, r: convergence_text(r),
 }
