@@ -190,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_count("torch's default", "threads"), default=0, help="torch CPU threads")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="overrides run.device")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
-    _bench_options(command(cmd_bench))
+    from .bench import modes
+
+    modes.add_options(command(cmd_bench), _count)
     p = command(cmd_figure)
     p.add_argument("--spec", required=True, help="results/experiments/<experiment>.json")
     p.add_argument("--out", required=True, help="path without suffix: .png and .pdf are written")
@@ -232,36 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--specs", nargs="+", help="experiment specs (results/experiments/<experiment>.json): their runs")
     p.add_argument("--out", required=True)
     return parser
-
-
-def _bench_options(p: argparse.ArgumentParser) -> None:
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--scale", action="store_true", help="vectorised vs loop vs plain as N and H grow (and a figure)")
-    mode.add_argument("--workflow", action="store_true", help="time `snakemake all_figures` from an empty results/ "
-                      "against the trainer's throughput (default --out benchmarks/results/workflow-<machine>.json)")
-    p.add_argument("--out", default=None, help="also write the JSON here")
-
-    def option(group, flag, **kw):  # an option not given is absent: cmd_bench sees which were given
-        named = {} if kw.get("action") == "store_true" else {"metavar": flag[2:].upper()}
-        from .bench import modes
-
-        group.add_argument(flag, dest=modes.FLAGS[flag], default=argparse.SUPPRESS, **named, **kw)
-
-    g = p.add_argument_group("the throughput bench and --scale")
-    option(g, "--config", help="default config/config.yaml")
-    option(g, "--quick", action="store_true", help="fewer rounds and steps, the same method")
-    option(g, "--device", choices=["auto", "cpu", "cuda"], help="auto (default): the config's run.device")
-    option(g, "--threads", type=_count("torch's default", "threads"), help="torch CPU threads (default 0: torch's)")
-    option(g, "--rounds", type=_count("the default", "rounds"),
-           help="rounds of every variant (default 5, 2 with --quick; --workflow: 3)")
-    g = p.add_argument_group("--scale")
-    option(g, "--clients", type=int, nargs="+", help="the values of N (default 2 4 8 16 32)")
-    option(g, "--figure", help="where the figure goes (default figures/bench_scale.png)")
-    g = p.add_argument_group("--workflow")
-    option(g, "--cores", type=_count("", "cores", least=1), help="snakemake --cores (default 8, as make all_figures)")
-    option(g, "--configfile", nargs="*", help="overlays, as for snakemake")
-    option(g, "--work", help="default benchmarks/work: a new or empty folder, or one the bench made (its results/, "
-           "figures/, logs/, .snakemake/ are emptied)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ benchmark is refused, never ignored."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import json
@@ -37,3 +38,33 @@ def run(mode: str, given: dict, out: str | None) -> str:
 
         files.write_text(out, text + "\n")
     return text
+
+
+def add_options(p: argparse.ArgumentParser, count) -> None:
+    """`mhd bench`'s options on the argparse parser `p` (count: the command line's type of a whole number,
+    cli._count); an option not given is absent from the parsed arguments, so run() sees which were given."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--scale", action="store_true", help="vectorised vs loop vs plain as N and H grow (and a figure)")
+    mode.add_argument("--workflow", action="store_true", help="time `snakemake all_figures` from an empty results/ "
+                      "against the trainer's throughput (default --out benchmarks/results/workflow-<machine>.json)")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+
+    def option(group, flag, **kw):
+        named = {} if kw.get("action") == "store_true" else {"metavar": flag[2:].upper()}
+        group.add_argument(flag, dest=FLAGS[flag], default=argparse.SUPPRESS, **named, **kw)
+
+    g = p.add_argument_group("the throughput bench and --scale")
+    option(g, "--config", help="default config/config.yaml")
+    option(g, "--quick", action="store_true", help="fewer rounds and steps, the same method")
+    option(g, "--device", choices=["auto", "cpu", "cuda"], help="auto (default): the config's run.device")
+    option(g, "--threads", type=count("torch's default", "threads"), help="torch CPU threads (default 0: torch's)")
+    option(g, "--rounds", type=count("the default", "rounds"),
+           help="rounds of every variant (default 5, 2 with --quick; --workflow: 3)")
+    g = p.add_argument_group("--scale")
+    option(g, "--clients", type=int, nargs="+", help="the values of N (default 2 4 8 16 32)")
+    option(g, "--figure", help="where the figure goes (default figures/bench_scale.png)")
+    g = p.add_argument_group("--workflow")
+    option(g, "--cores", type=count("", "cores", least=1), help="snakemake --cores (default 8, as make all_figures)")
+    option(g, "--configfile", nargs="*", help="overlays, as for snakemake")
+    option(g, "--work", help="default benchmarks/work: a new or empty folder, or one the bench made (its results/, "
+           "figures/, logs/, .snakemake/ are emptied)")

@@ -137,7 +137,7 @@ def read(path: str | Path, source: str, run_dirs: list[str | Path] | None = None
             "its last line is not whole"
         raise DataError(f"{source}: {where}: a row cut short or edited; `snakemake results/summary.csv` rewrites it")
     try:
-        return pd.read_csv(io.StringIO(text), dtype={"head": str})
+        return pd.read_csv(io.StringIO(text), dtype={"head": str, "architectures": str})
     except ValueError as exc:
         raise DataError(f"{source}: not a table ({exc}); `snakemake results/summary.csv` rewrites it") from exc
 
