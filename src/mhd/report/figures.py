@@ -135,11 +135,14 @@ def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
     _finish(fig, ax, out)
 
 
-def _setting(r) -> str:
-    """What varies along a front: naive distillation's weight, or MHD's H, nu_aux and nu_main (when on)."""
-    if r.heads > 0:
-        return f"H{int(r.heads)}, {r.nu_aux:g}" + (f", main {r.nu_main:g}" if r.nu_main > 0 else "")
-    return f"{r.nu_main:g}" if r.nu_main > 0 else ""
+def _settings(f: pd.DataFrame) -> pd.Series:
+    """Each point's label within its front: the settings that vary in that family (H, nu_aux, nu_main), or
+    only the weight where nu_main alone varies; a family of one point is named by its legend entry."""
+    varying = [k for k in ("heads", "nu_aux", "nu_main") if f[k].nunique() > 1]
+    if varying == ["nu_main"]:
+        return f["nu_main"].map(lambda v: f"{v:g}")
+    names = {"heads": "H{:g}", "nu_aux": "aux {:g}", "nu_main": "main {:g}"}
+    return f.apply(lambda r: ", ".join(names[k].format(r[k]) for k in varying), axis=1)
 
 
 def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
@@ -164,17 +167,23 @@ def pareto(table: pd.DataFrame, spec: dict, out: Path) -> None:
                 ax.errorbar(line[f"{x}_mean"], line["private_main_mean"], xerr=line[f"{x}_std"].fillna(0),
                             yerr=line["private_main_std"].fillna(0), color=colours[fam], marker="os^v"[k % 4],
                             capsize=2, linestyle="-" if len(line) > 1 else "none", label=fam if k == 0 else None)
-            for _, r in f.iterrows():
-                if _setting(r):
-                    ax.annotate(_setting(r), (r[f"{x}_mean"], r["private_main_mean"]), textcoords="offset points",
+            for (_, r), text in zip(f.iterrows(), _settings(f)):
+                if text:
+                    ax.annotate(text, (r[f"{x}_mean"], r["private_main_mean"]), textcoords="offset points",
                                 xytext=(4, 4), fontsize=7, color=colours[fam])
         if not isolated.empty:
             for drop in fronts.LEVELS:
-                ax.axhline(isolated["private_main_mean"].iloc[0] - drop, color="0.4", linestyle=":", linewidth=1)
+                level = isolated["private_main_mean"].iloc[0] - drop
+                ax.axhline(level, color="0.4", linestyle=":", linewidth=1)
+                ax.annotate(f"isolated - {100 * drop:g} pt", (0, level), xycoords=("axes fraction", "data"),
+                            xytext=(2, 2), textcoords="offset points", fontsize=7, color="0.3")
         ax.set(title=f"private accuracy (main head) against shared accuracy ({title})",
                xlabel=f"shared accuracy ({title})", ylabel="private accuracy (main head)")
     axes[0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    fig.text(0.5, 0, "points: mean over seeds, bars one standard deviation; labels: the weight nu_main along a front "
+             "(H and nu_aux where they vary); dotted: isolated's private accuracy minus claim 7's levels",
+             ha="center", va="bottom", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     _save_both(fig, out)
 
 
