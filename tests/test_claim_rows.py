@@ -13,7 +13,7 @@ from test_claims import defaults, table_of  # noqa: F401 (a fixture)
 
 from mhd.data import graphs, splits
 from mhd.learning import teachers
-from mhd.report import claims, diffusion, hops, teacher_rows
+from mhd.report import claims, diffusion, figures, hops, teacher_rows
 
 SEEDS = (0, 1, 2)
 EMB = "E. Embedding distillation lifts MHD's shared accuracy"
@@ -54,7 +54,9 @@ def test_embedding_distillation_chooses_its_weight_on_validation_and_reads_test(
     assert row.note.startswith("nu_emb = 0.5 (chosen on validation among 0.5 (+0.050), 1 (+0.020)")
 
 
-def test_claim_6_control_reads_the_same_small_clients_among_small_peers(defaults):  # noqa: F811
+def claim_6_table(defaults):  # noqa: F811
+    """Claim 6's runs and its control over SEEDS: MHD and isolated with [cnn_small, cnn] alternating over the
+    5 clients, and MHD with every client cnn_small."""
     runs = []
     for seed in SEEDS:
         runs.append(({"method": "mhd", "architectures": ["cnn_small", "cnn"], "seed": seed}, *mhd(0.0)))
@@ -72,12 +74,34 @@ def test_claim_6_control_reads_the_same_small_clients_among_small_peers(defaults
             table.loc[mine, "client_architecture"] = "cnn_small"
             value = np.where(small[mine], 0.65, 0.60)
         table.loc[mine, "shared_acc"] = value
+    return table
+
+
+def test_claim_6_control_reads_the_same_small_clients_among_small_peers(defaults):  # noqa: F811
+    table = claim_6_table(defaults)
     checked = check(defaults, table)
     control = checked.loc[CONTROL]
     # the same clients (0, 2, 4): 0.70 - 0.65 = +0.05 (+0.01 a seed); all five clients would give +0.07
     assert control.effect == pytest.approx(0.06) and control.seeds == 3 and control.verdict == "reproduced"
     assert control.note == "clients 0, 2, 4 (cnn_small in both runs)"
     assert checked.loc[SIX].effect == pytest.approx(0.16)  # claim 6 itself: against isolated, unchanged
+
+
+def test_the_heterogeneous_figure_draws_the_control_as_bars_of_its_own(defaults, tmp_path, monkeypatch):  # noqa: F811
+    drawn = {}
+
+    def keep(fig, out):
+        drawn.update({ax.get_title(): ax for ax in fig.axes})
+
+    monkeypatch.setattr(figures, "_save_both", keep)
+    figures.heterogeneous(claim_6_table(defaults), {}, tmp_path / "h")
+    shared = drawn["shared accuracy (best head)"]
+    labels = [t.get_text() for t in shared.get_legend().get_texts()]
+    assert sorted(labels) == ["MHD (H=3), every client cnn_small", "MHD (H=3), mixed backbones", "isolated"]
+    heights = sorted(round(p.get_height(), 3) for p in shared.patches if p.get_height() > 0)
+    # isolated small 0.55 and large 0.55; all-small MHD 0.63 (3 x 0.65 + 2 x 0.60) / 5; mixed MHD small 0.71
+    # (seeds 0.70-0.72), large 0.90
+    assert heights == [0.55, 0.55, 0.63, 0.71, 0.9]
 
 
 @pytest.fixture(scope="module")

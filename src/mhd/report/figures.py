@@ -82,13 +82,23 @@ def per_head(table: pd.DataFrame, spec: dict, out: Path) -> None:
     _finish(fig, axes[0], out)
 
 
-def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False) -> None:
+def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False, peers: bool = False) -> None:
+    """Shared accuracy (best head) and private accuracy (main head) against the spec's `x`, one colour per
+    method; with `peers`, MHD runs whose clients all have one backbone are told apart from mixed ones."""
     x = spec["x"]
     t = summary.last_step(_readouts(table))
+    colours = _colours(t.label)
+    if peers and t["architectures"].notna().any() and t["architectures"].isna().any():
+        alone = t["architectures"].isna()
+        mixed = ~alone & (t["method"] != "isolated")  # isolated clients have no peers to tell apart
+        pastel = dict(zip(colours, sns.color_palette("pastel", len(colours))))
+        for rows, suffix, palette in ((mixed, ", mixed backbones", colours), (alone, ", every client ", pastel)):
+            base = t.loc[rows, "label"]
+            t.loc[rows, "label"] = base + suffix + (t.loc[rows, "architecture"].astype(str) if rows is alone else "")
+            colours.update({new: palette[old] for old, new in zip(base, t.loc[rows, "label"])})
     best = t[t["head"] == t["best"]]
     main = t[t["head"] == "0"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = _colours(t.label)
     for ax, data, metric, title in ((axes[0], best, "shared_acc", "shared accuracy (best head)"),
                                     (axes[1], main, "private_acc", "private accuracy (main head)")):
         if categorical:
@@ -117,8 +127,9 @@ def topologies(table: pd.DataFrame, spec: dict, out: Path) -> None:
 
 
 def heterogeneous(table: pd.DataFrame, spec: dict, out: Path) -> None:
-    """Bars per client architecture: the sweep figure over each client's own backbone."""
-    sweep(table, {**spec, "x": "client_architecture"}, out, categorical=True)
+    """Bars per client architecture: the sweep figure over each client's own backbone; clients of runs where
+    every client has the same backbone (claim 6's control) are bars of their own."""
+    sweep(table, {**spec, "x": "client_architecture"}, out, categorical=True, peers=True)
 
 
 def communication(table: pd.DataFrame, spec: dict, out: Path) -> None:
