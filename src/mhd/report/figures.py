@@ -90,7 +90,8 @@ def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False,
     colours = _colours(t.label)
     if peers and t["architectures"].notna().any() and t["architectures"].isna().any():
         alone = t["architectures"].isna()
-        mixed = ~alone & (t["method"] != "isolated")  # isolated clients have no peers to tell apart
+        # clients that share nothing (isolated) have no peers to tell apart
+        mixed = ~alone & (t["method"].map(lambda m: methods.get(m).shares) != "nothing")
         pastel = dict(zip(colours, sns.color_palette("pastel", len(colours))))
         for rows, suffix, palette in ((mixed, ", mixed backbones", colours), (alone, ", every client ", pastel)):
             base = t.loc[rows, "label"]
