@@ -162,7 +162,7 @@ def test_the_command_checks_the_claims_and_writes_readouts_from_a_summary(study,
 
 
 # the docs whose numbers are generated, and the section of each that holds no hand-written number
-GENERATED = {"README.md": "## Expected results", "docs/results.md": "## The new reference, in parts"}
+GENERATED = {"README.md": "## Expected results", "docs/results.md": "## The reference"}
 NUMBER = re.compile(r"(?<![\w.])[+-]?\d*\.\d+")  # a decimal: an accuracy, an effect, a weight
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # a setting or a command, not a result
 

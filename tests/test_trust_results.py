@@ -168,7 +168,7 @@ def test_a_summary_with_wrong_typed_columns_is_a_message(summary_csv, tmp_path, 
 
 
 def test_a_reference_with_a_repeated_claim_is_a_message(summary_csv, repo, tmp_path, capsys):
-    ref = pd.read_csv(repo / "docs" / "claims-reference.csv")
+    ref = pd.read_csv(repo / "docs" / "reference" / "claims.csv")
     twice = tmp_path / "ref.csv"
     pd.concat([ref, ref.iloc[:1]]).to_csv(twice, index=False)
     refused(claims(summary_csv, tmp_path / "c", "--reference", twice), capsys, "claims given more than once")

@@ -208,7 +208,7 @@ def figure_inputs(wildcards):
     return files
 
 
-_REFERENCE_CLAIMS = Path(workflow.basedir) / "docs" / "claims-reference.csv"
+_REFERENCE_CLAIMS = Path(workflow.basedir) / "docs" / "reference" / "claims.csv"
 CLAIMS_REFERENCE_FILE = [str(_REFERENCE_CLAIMS)] if _REFERENCE_CLAIMS.exists() else []  # an input: a new one reruns
 CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _REFERENCE_CLAIMS.exists() else ""
 

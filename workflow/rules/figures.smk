@@ -68,7 +68,7 @@ rule summary:
 
 
 # The paper's claims, checked on every run of the config; a default run's verdicts are marked where
-# they differ from the converged reference run's (docs/claims-reference.csv, from config/reference.yaml).
+# they differ from the reference's (docs/reference/claims.csv, config/reference.yaml's, written by mhd numbers).
 rule claims:
     input:
         summary=f"{RESULTS}/summary.csv",

@@ -300,7 +300,7 @@ def write(summary_paths: str | Path | list[str | Path], defaults: dict, out: str
         raise MHDError(f"--defaults lacks the run key {exc}; give the config's whole `run`") from exc
     if reference:
         try:
-            text = files.read_regular(reference, "a claims.csv (docs/claims-reference.csv)")
+            text = files.read_regular(reference, "a claims.csv (docs/reference/claims.csv)")
             checked = with_reference(checked, pd.read_csv(io.BytesIO(text)))
         except (OSError, ValueError, KeyError) as exc:
             raise MHDError(f"--reference {reference}: not a claims table ({exc})") from exc
