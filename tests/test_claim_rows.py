@@ -214,3 +214,11 @@ def test_defaults_chosen_by_measurement_are_rechecked_on_validation(defaults):  
     for name in ("V2. nu_rampup", "V4. include_self"):
         row = checked[checked.index.str.startswith(name)].iloc[0]
         assert row.verdict == "not measured" and "needs MHD at the default run" in row.note
+
+
+def test_a_front_point_is_labelled_by_what_varies_in_its_family():
+    weights = pd.DataFrame({"heads": [0, 0], "nu_aux": [0.0, 0.0], "nu_main": [0.003, 0.3]})
+    assert list(figures._settings(weights)) == ["0.003", "0.3"]  # the weight alone: the legend names the family
+    mhd = pd.DataFrame({"heads": [1, 3, 3], "nu_aux": [1.0, 1.0, 0.3], "nu_main": [0.0, 0.0, 0.0]})
+    assert list(figures._settings(mhd)) == ["H1, aux 1", "H3, aux 1", "H3, aux 0.3"]
+    assert list(figures._settings(mhd.iloc[:1])) == [""]  # one point: its legend entry names it

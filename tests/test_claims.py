@@ -111,3 +111,13 @@ def test_convergence_judges_validation_not_test():
     assert conv.loc["a"].converged
     old = pd.DataFrame(rows).drop(columns=["val_shared_acc", "val_private_acc"])
     assert summary.convergence(old).converged.isna().all()
+
+
+def test_a_verdict_differs_only_from_a_reference_verdict_that_was_measured():
+    mine = pd.DataFrame({"claim": ["1", "2", "3", "4"], "verdict": ["reproduced", "reproduced", "inconclusive",
+                                                                      "not measured"]})
+    ref = pd.DataFrame({"claim": ["1", "2", "3"], "verdict": ["reproduced", "not measured", "reproduced"]})
+    marked = claims.with_reference(mine, ref).set_index("claim")
+    assert marked.differs.to_dict() == {"1": False, "2": False, "3": True, "4": False}
+    assert marked.reference_verdict.fillna("").to_dict() == {"1": "reproduced", "2": "not measured",
+                                                             "3": "reproduced", "4": ""}

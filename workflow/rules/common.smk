@@ -208,9 +208,12 @@ def figure_inputs(wildcards):
     return files
 
 
+# A study's claims are compared with the reference's (written by `mhd numbers`); the reference study
+# itself is not compared with a snapshot of its own.
 _REFERENCE_CLAIMS = Path(workflow.basedir) / "docs" / "reference" / "claims.csv"
-CLAIMS_REFERENCE_FILE = [str(_REFERENCE_CLAIMS)] if _REFERENCE_CLAIMS.exists() else []  # an input: a new one reruns
-CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _REFERENCE_CLAIMS.exists() else ""
+_COMPARED = _REFERENCE_CLAIMS.exists() and STUDY != "reference"
+CLAIMS_REFERENCE_FILE = [str(_REFERENCE_CLAIMS)] if _COMPARED else []  # an input: a new one reruns
+CLAIMS_REFERENCE = f"--reference {shlex.quote(str(_REFERENCE_CLAIMS))}" if _COMPARED else ""
 
 
 def all_figures(wildcards=None):

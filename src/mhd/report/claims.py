@@ -184,7 +184,8 @@ def with_reference(claims: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
         raise ValueError(f"claims given more than once: {twice}")
     ref = reference.set_index("claim").verdict
     out = claims.assign(reference_verdict=claims.claim.map(ref))
-    return out.assign(differs=out.reference_verdict.notna() & (out.verdict != out.reference_verdict))
+    measured = out.reference_verdict.notna() & (out.reference_verdict != "not measured")  # else: nothing to differ from
+    return out.assign(differs=measured & (out.verdict != out.reference_verdict))
 
 
 SELECTION = ("Every selection reads the validation split and every effect the test split: the best head (the shared "

@@ -88,14 +88,18 @@ def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False,
     x = spec["x"]
     t = summary.last_step(_readouts(table))
     colours = _colours(t.label)
-    if peers and t["architectures"].notna().any() and t["architectures"].isna().any():
-        alone = t["architectures"].isna()
+    mixed_run = t.groupby("run")["client_architecture"].transform("nunique") > 1 if peers else None
+    if peers and mixed_run.any() and not mixed_run.all():
+        t = t.copy()
+        alone = ~mixed_run
         # clients that share nothing (isolated) have no peers to tell apart
-        mixed = ~alone & (t["method"].map(lambda m: methods.get(m).shares) != "nothing")
+        mixed = mixed_run & (t["method"].map(lambda m: methods.get(m).shares) != "nothing")
         pastel = dict(zip(colours, sns.color_palette("pastel", len(colours))))
-        for rows, suffix, palette in ((mixed, ", mixed backbones", colours), (alone, ", every client ", pastel)):
+        for rows, palette in ((mixed, colours), (alone, pastel)):
             base = t.loc[rows, "label"]
-            t.loc[rows, "label"] = base + suffix + (t.loc[rows, "architecture"].astype(str) if rows is alone else "")
+            suffix = ", every client " + t.loc[rows, "client_architecture"].astype(str) if rows is alone \
+                else ", mixed backbones"
+            t.loc[rows, "label"] = base + suffix
             colours.update({new: palette[old] for old, new in zip(base, t.loc[rows, "label"])})
     best = t[t["head"] == t["best"]]
     main = t[t["head"] == "0"]

@@ -1,4 +1,4 @@
-"""The docs' numbers, generated: every number of the new reference in docs/results.md comes from two
+"""The docs' numbers, generated: every number of the reference in docs/results.md comes from two
 committed files, `mhd numbers` writes the tables between markers in the docs, and
 tests/test_numbers.py checks that the docs hold what the files give:
 
