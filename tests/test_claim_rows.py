@@ -216,6 +216,18 @@ def test_defaults_chosen_by_measurement_are_rechecked_on_validation(defaults):  
         assert row.verdict == "not measured" and "needs MHD at the default run" in row.note
 
 
+def test_a_default_is_rechecked_on_the_seeds_every_value_has(defaults):  # noqa: F811
+    """The default at seeds 0-4, the other lr at 0-2: the default's high seeds 3 and 4 (validation 0.90) would
+    make it win on unpaired means (0.78 against 0.74); on the seeds both have the other value wins."""
+    lr = defaults["lr"]
+    runs = [({"method": "mhd", "seed": s}, *mhd(0.70, val_shared=0.70 if s < 3 else 0.90)) for s in range(5)]
+    runs += [({"method": "mhd", "lr": lr * 2, "seed": s}, *mhd(0.72, val_shared=0.74)) for s in SEEDS]
+    v_lr = check(defaults, build(defaults, runs)[0]).loc[f"V1. lr = {lr:g} (the default) against the value " \
+                                                         f"validation prefers"]
+    assert v_lr.seeds == 3 and v_lr.effect == pytest.approx(0.02) and v_lr.verdict == "better"
+    assert "seeds 0, 1, 2" in v_lr.note
+
+
 def test_a_front_point_is_labelled_by_what_varies_in_its_family():
     weights = pd.DataFrame({"heads": [0, 0], "nu_aux": [0.0, 0.0], "nu_main": [0.003, 0.3]})
     assert list(figures._settings(weights)) == ["0.003", "0.3"]  # the weight alone: the legend names the family
