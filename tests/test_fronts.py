@@ -162,9 +162,11 @@ def test_claims_read_a_study_in_parts_and_refuse_two_results_under_one_run(defau
 def test_each_verdict_at_two_budgets(defaults, tmp_path):  # noqa: F811
     """The same study at 600 steps (separate runs): claim 7 at -0.5 points flips (MHD's front behind at the
     budget); the column says so, and the runs that moved between the budgets are listed."""
-    full = summary_file(table_of(defaults, study()), tmp_path / "full" / "summary.csv")
+    ramp = [({"nu_rampup": 0}, ((0.95, 0.5), (0.95, 0.5)))]  # a sweep of a budget key the budget keeps
+    full = summary_file(table_of(defaults, study(points=ramp)), tmp_path / "full" / "summary.csv")
     short = [(over | {"steps": 600, "eval_every": 150}, *rest) for over, *rest in study(mhd={w: ((vp, vs - 0.2), (tp, ts - 0.2))
-                                                                        for w, ((vp, vs), (tp, ts)) in MHD.items()})]
+                                                                        for w, ((vp, vs), (tp, ts)) in MHD.items()},
+                                                                        points=ramp)]
     budget = summary_file(table_of(defaults, short, prefix="b"), tmp_path / "budget" / "summary.csv")
     assert claims_cli(defaults, tmp_path / "c", "--summary", full, "--budget-summary", budget) == 0
     out = pd.read_csv(tmp_path / "c.csv").set_index("claim")

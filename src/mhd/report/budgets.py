@@ -32,15 +32,18 @@ class Budget:
 
 
 def defaults_at(table: pd.DataFrame, defaults: dict, source: str) -> dict:
-    """The default run at the budget: `defaults` with each of BUDGET_KEYS as the budget's runs all have it.
-    A budget whose runs differ in one of them, or whose steps are the default run's, is refused."""
+    """The default run at the budget: `defaults` with each of BUDGET_KEYS as the budget's runs have it. A key
+    the budget's runs hold several values of is an experiment's sweep of that key (a ramp-up ablation):
+    the default run keeps the full budget's value where the budget's runs have it. A budget whose runs
+    differ in steps, or in a key without the full budget's value among them, or whose steps are the
+    default run's, is refused."""
     out = dict(defaults)
     for key in BUDGET_KEYS:
         values = sorted(set(table[key].dropna())) if key in table else []
-        if len(values) > 1:
+        if len(values) > 1 and (key == "steps" or defaults.get(key) not in values):
             raise MHDError(f"{source}: its runs do not share one {key} ({', '.join(map(str, values))}); a budget "
                            f"summary is one study at one budget")
-        if values:
+        if len(values) == 1:
             out[key] = values[0].item() if hasattr(values[0], "item") else values[0]
     if out.get("steps") == defaults.get("steps"):
         raise MHDError(f"{source}: its runs have the default run's steps ({defaults.get('steps')}): not a second "
@@ -50,9 +53,10 @@ def defaults_at(table: pd.DataFrame, defaults: dict, source: str) -> dict:
 
 def twins(full, budget) -> dict[str, str]:
     """budget run -> its twin among the full budget's runs (full, budget: evidence.Runs): the run equal in
-    every setting of the default run but BUDGET_KEYS, and in seed. A budget run with no such twin, or
-    with more than one, has none."""
-    keys = [k for k in full.keys if k in budget.keys and k not in BUDGET_KEYS]
+    every setting of the default run but the BUDGET_KEYS the budget changes, and in seed. A budget run
+    with no such twin, or with more than one, has none."""
+    changed = {k for k in BUDGET_KEYS if full.defaults.get(k) != budget.defaults.get(k)}
+    keys = [k for k in full.keys if k in budget.keys and k not in changed]
 
     def index(r) -> dict:
         out: dict = {}
