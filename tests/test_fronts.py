@@ -181,3 +181,10 @@ def test_each_verdict_at_two_budgets(defaults, tmp_path):  # noqa: F811
     assert "Runs whose validation readouts differ from their twin's at 600 steps by 1 point or more" in text
     assert "r4 (shared +0.200, private +0.000)" in text  # MHD nu_main 0 at seed 0: its twin is 20 points lower
     assert claims_cli(defaults, tmp_path / "c", "--summary", full, "--budget-summary", full) == 2  # not a second budget
+    # a budget on one seed so far (a part of it run): its single-seed rows have no interval, so no verdict to compare
+    one = summary_file(table_of(defaults, [r for r in short if r[0]["seed"] == 0], prefix="b"),
+                       tmp_path / "one" / "summary.csv")
+    assert claims_cli(defaults, tmp_path / "c1", "--summary", full, "--budget-summary", one) == 0
+    lift = pd.read_csv(tmp_path / "c1.csv").set_index("claim").loc["1. MHD lifts shared accuracy above isolated clients"]
+    assert lift.seeds_at_budget == 1 and lift.budget_robust == "not measured"
+    assert " (1 seed), inconclusive | not measured |" in (tmp_path / "c1.md").read_text()

@@ -84,12 +84,13 @@ def moved(full: pd.DataFrame, budget: pd.DataFrame, pairs: dict[str, str]) -> li
 
 
 def side_by_side(claims: pd.DataFrame, budget: Budget) -> pd.DataFrame:
-    """`claims` with the same claims' effect, interval and verdict at the `budget` (and its `steps_at_budget`),
-    and `budget_robust`: yes (the same verdict), no (it changes with the budget), not measured (at one
-    budget or both)."""
+    """`claims` with the same claims' effect, interval, seeds and verdict at the `budget` (and its
+    `steps_at_budget`), and `budget_robust`: yes (the same verdict), no (it changes with the budget), not
+    measured (at one budget or both, or on one seed there: no interval, so no verdict to compare)."""
     b = budget.claims.set_index("claim")
-    out = claims.assign(**{f"{c}_at_budget": claims.claim.map(b[c]) for c in ("effect", "ci_low", "ci_high", "verdict")},
-                        steps_at_budget=budget.steps)
+    out = claims.assign(**{f"{c}_at_budget": claims.claim.map(b[c])
+                           for c in ("effect", "ci_low", "ci_high", "seeds", "verdict")}, steps_at_budget=budget.steps)
     measured = out.verdict.ne("not measured") & out.verdict_at_budget.notna() & out.verdict_at_budget.ne("not measured")
+    measured &= out.seeds_at_budget.fillna(0).ge(2)
     same = out.verdict == out.verdict_at_budget
     return out.assign(budget_robust=np.where(measured, np.where(same, "yes", "no"), "not measured"))

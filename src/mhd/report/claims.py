@@ -215,6 +215,9 @@ def table_lines(claims: pd.DataFrame, columns: tuple[str, ...] = ("measure", "no
             cells.append(f"**{ref}** (differs)" if c.differs else ref)
         if "budget_robust" in claims:
             effect = "" if math.isnan(c.effect_at_budget) else f"{c.effect_at_budget:+.3f}, "
+            n = c.get("seeds_at_budget", c.seeds)
+            if effect and not math.isnan(n) and n != c.seeds:  # a budget run in part: say on how many seeds
+                effect = f"{effect[:-2]} ({int(n)} seed{'s' if n != 1 else ''}), "
             at_budget = c.verdict_at_budget if isinstance(c.verdict_at_budget, str) else "not measured"
             cells += [f"{effect}{at_budget}", f"**{c.budget_robust}**" if c.budget_robust == "no" else
                       c.budget_robust]
