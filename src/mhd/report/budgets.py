@@ -86,11 +86,11 @@ def moved(full: pd.DataFrame, budget: pd.DataFrame, pairs: dict[str, str]) -> li
 def side_by_side(claims: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     """`claims` with the same claims' effect, interval, seeds and verdict at the `budget` (and its
     `steps_at_budget`), and `budget_robust`: yes (the same verdict), no (it changes with the budget), not
-    measured (at one budget or both, or on one seed there: no interval, so no verdict to compare)."""
+    measured (at one budget or both, or on fewer seeds there than here: a budget run in part)."""
     b = budget.claims.set_index("claim")
     out = claims.assign(**{f"{c}_at_budget": claims.claim.map(b[c])
                            for c in ("effect", "ci_low", "ci_high", "seeds", "verdict")}, steps_at_budget=budget.steps)
     measured = out.verdict.ne("not measured") & out.verdict_at_budget.notna() & out.verdict_at_budget.ne("not measured")
-    measured &= out.seeds_at_budget.fillna(0).ge(2)
+    measured &= out.seeds_at_budget.fillna(0).ge(out.seeds.clip(lower=2))  # fewer seeds there: not yet comparable
     same = out.verdict == out.verdict_at_budget
     return out.assign(budget_robust=np.where(measured, np.where(same, "yes", "no"), "not measured"))
