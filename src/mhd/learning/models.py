@@ -21,8 +21,13 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(cin, cout):
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                    nn.MaxPool2d(2)]
+            # conv -> BN -> ReLU -> max-pool, computed with the pooling first: ReLU is monotone, so
+            # relu(max(window)) = max(relu(window)), and both orders route the gradient to the same
+            # element (or to none, where the window's maximum is <= 0). The values and gradients are
+            # equal bit for bit (tests/test_models.py); ReLU then acts on 4x fewer values, which
+            # measured the step 1.1x faster (docs/performance.md).
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.MaxPool2d(2),
+                    nn.ReLU(inplace=True)]
 
         w = width
         self.dim = 8 * w
