@@ -76,7 +76,7 @@ def test_bench_scale_measures_every_variant_in_its_own_process(bench_config, tmp
 def test_each_bench_mode_takes_its_own_options(monkeypatch, capsys, tmp_path):
     """`mhd bench`, `--scale`, `--workflow`: each calls its bench function with the options given (the rest
     are the function's defaults), and an option of another mode is refused, not ignored."""
-    from mhd.bench import scale, throughput, workflow
+    from mhd.bench import profile, scale, throughput, workflow
 
     calls = {}
 
@@ -92,6 +92,7 @@ def test_each_bench_mode_takes_its_own_options(monkeypatch, capsys, tmp_path):
     fake(throughput, "bench")
     fake(scale, "bench_scale")
     fake(workflow, "bench_workflow")
+    fake(profile, "bench_profile")
     monkeypatch.setattr(workflow, "machine_name", lambda: "m")
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--quick", "--threads", "1"]) == 0
@@ -103,11 +104,37 @@ def test_each_bench_mode_takes_its_own_options(monkeypatch, capsys, tmp_path):
     assert calls["bench_workflow"]["cores"] == 2 and calls["bench_workflow"]["configfiles"] == ["a.yaml"]
     written = tmp_path / "benchmarks" / "results" / "workflow-m.json"  # --workflow's default --out
     assert json.loads(written.read_text()) == {"mode": "bench_workflow"}
+    assert main(["bench", "--profile", "--threads", "2", "--rounds", "1"]) == 0
+    assert calls["bench_profile"] == {"threads": 2, "rounds": 1}
     capsys.readouterr()
     for argv, flag in ((["bench", "--clients", "2"], "--clients"), (["bench", "--workflow", "--quick"], "--quick"),
-                       (["bench", "--scale", "--cores", "2"], "--cores")):
+                       (["bench", "--scale", "--cores", "2"], "--cores"), (["bench", "--profile", "--device", "cpu"], "--device")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"mhd bench: error: {flag} is not an option of `mhd bench") and "it takes" in err, err
     with pytest.raises(SystemExit):  # one mode at a time
         main(["bench", "--scale", "--workflow"])
+
+
+def test_bench_profile_splits_each_precision_s_step_into_operator_families(bench_config, tmp_path, capsys, monkeypatch):
+    from mhd.bench.profile import OTHER, family
+
+    assert family("aten::convolution_backward") == family("aten::mkldnn_convolution") == "convolution"
+    assert family("aten::native_batch_norm_backward") == "batch norm"
+    assert family("aten::max_pool2d_with_indices_backward") == "max-pool"
+    assert family("aten::addmm") == "matrix products" and family("aten::add_") != "matrix products"
+    assert family("aten::_to_copy") == "casts and copies" and family("aten::empty") == OTHER
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--profile", "--config", str(bench_config), "--quick", "--out", str(tmp_path / "p.json")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result == json.loads((tmp_path / "p.json").read_text())
+    assert result["device"] == "cpu" and result["threads"] == 1 and result["rounds"] == 2
+    for p in ("fp32", "bf16"):
+        numbers = result["precisions"][p]
+        fams = numbers["families"]
+        assert numbers["step_ms"] > 0 and fams["convolution"]["ms_per_step"] > 0, p
+        # the families partition the profiled time: their shares add up to 1 (each rounded to 0.001)
+        assert sum(f["share"] for f in fams.values()) == pytest.approx(1, abs=0.006)
+        assert sum(f["ms_per_step"] for f in fams.values()) == pytest.approx(numbers["profiled_ms"], abs=0.01)
+    assert result["bf16_over_fp32"]["step"] == round(result["precisions"]["fp32"]["step_ms"]
+                                                     / result["precisions"]["bf16"]["step_ms"], 2)

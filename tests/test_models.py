@@ -5,20 +5,8 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
-from mhd.learning.models import SmallCNN
-
-
-def relu_then_pool(model: SmallCNN) -> SmallCNN:
-    """A copy of `model` (the same parameters) with every max-pool moved after its ReLU."""
-    other = copy.deepcopy(model)
-    layers = list(other.features)
-    for i in range(len(layers) - 1):
-        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
-            layers[i], layers[i + 1] = layers[i + 1], layers[i]
-    other.features = nn.Sequential(*layers)
-    return other
+from mhd.learning.models import SmallCNN, relu_before_pool
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -26,10 +14,10 @@ def relu_then_pool(model: SmallCNN) -> SmallCNN:
 def test_pooling_before_relu_equals_relu_before_pooling_bit_for_bit(precision, width):
     torch.manual_seed(0)
     model = SmallCNN(1, 28, width).to(memory_format=torch.channels_last)
-    textbook = relu_then_pool(model)
+    textbook = relu_before_pool(copy.deepcopy(model))
     assert [type(m) for m in model.features] != [type(m) for m in textbook.features]
-    # BatchNorm in training mode: outputs below zero in every 2x2 window exist, the case where only ReLU
-    # decides the gradient
+    # BatchNorm's outputs are about standard normal: some 2x2 windows hold only values below zero, where
+    # ReLU alone decides the gradient
     x = torch.randn(32, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     outputs, grads = [], []
     for m in (model, textbook):

@@ -75,11 +75,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    """throughput: trainer vs a naive federated loop vs plain training; --scale: as N and H grow (JSON)"""
+    """throughput: trainer vs a naive federated loop vs plain training; --scale: as N and H grow;
+    --profile: where a step's time goes (JSON)"""
     from .bench import modes
 
     given = {f: getattr(args, k) for f, k in modes.FLAGS.items() if hasattr(args, k)}
-    print(modes.run("scale" if args.scale else "workflow" if args.workflow else "throughput", given, args.out))
+    mode = next((m for m in modes.BENCH if getattr(args, m, False)), "throughput")
+    print(modes.run(mode, given, args.out))
 
 
 def cmd_figure(args) -> None:

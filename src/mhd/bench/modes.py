@@ -12,7 +12,8 @@ import sys
 
 from ..errors import MHDError
 
-BENCH = {"throughput": "throughput.bench", "scale": "scale.bench_scale", "workflow": "workflow.bench_workflow"}
+BENCH = {"throughput": "throughput.bench", "scale": "scale.bench_scale", "workflow": "workflow.bench_workflow",
+         "profile": "profile.bench_profile"}
 # the command line's flag -> the keyword of the benchmark's function
 FLAGS = {"--config": "config_path", "--quick": "quick", "--device": "device", "--threads": "threads",
          "--rounds": "rounds", "--clients": "clients", "--figure": "figure_path", "--cores": "cores",
@@ -47,13 +48,15 @@ def add_options(p: argparse.ArgumentParser, count) -> None:
     mode.add_argument("--scale", action="store_true", help="vectorised vs loop vs plain as N and H grow (and a figure)")
     mode.add_argument("--workflow", action="store_true", help="time `snakemake all_figures` from an empty results/ "
                       "against the trainer's throughput (default --out benchmarks/results/workflow-<machine>.json)")
+    mode.add_argument("--profile", action="store_true", help="where a trainer step's time goes (operator families), "
+                      "fp32 and bf16, on the CPU")
     p.add_argument("--out", default=None, help="also write the JSON here")
 
     def option(group, flag, **kw):
         named = {} if kw.get("action") == "store_true" else {"metavar": flag[2:].upper()}
         group.add_argument(flag, dest=FLAGS[flag], default=argparse.SUPPRESS, **named, **kw)
 
-    g = p.add_argument_group("the throughput bench and --scale")
+    g = p.add_argument_group("the throughput bench, --scale and --profile")
     option(g, "--config", help="default config/config.yaml")
     option(g, "--quick", action="store_true", help="fewer rounds and steps, the same method")
     option(g, "--device", choices=["auto", "cpu", "cuda"], help="auto (default): the config's run.device")

@@ -233,15 +233,15 @@ def peak(job: dict) -> dict:
             "gflops": round(2 * n**3 / best / 1e9, 2)}
 
 
-def isolated(jobs: list[dict], report=None) -> list[dict]:
-    """measure(job) for every job, each in a fresh process (spawned, one task each): no variant
-    inherits another's heap, caches or peak memory. `report(row)` after each."""
+def isolated(jobs: list[dict], report=None, worker=None) -> list[dict]:
+    """worker(job) (default measure) for every job, each in a fresh process (spawned, one task each): no
+    variant inherits another's heap, caches or peak memory. `report(row)` after each."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     rows = []
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        for row in pool.map(measure, jobs):
+        for row in pool.map(worker or measure, jobs):
             rows.append(row)
             if report:
                 report(row)

@@ -38,6 +38,17 @@ class SmallCNN(nn.Module):
         return self.features(x)
 
 
+def relu_before_pool(model: SmallCNN) -> SmallCNN:
+    """`model` (itself, changed) with each block in the textbook order, ReLU then max-pool: the same
+    computation as SmallCNN's own order, kept for the test of that and benchmarks/pool_order.py."""
+    layers = list(model.features)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    model.features = nn.Sequential(*layers)
+    return model
+
+
 class _BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()

@@ -1,0 +1,101 @@
+"""`mhd bench --profile`: where the time of one trainer step goes, in each precision.
+
+torch.profiler records the operators of a number of steps of the default config's trainer; each
+operator's own time (its self CPU time: a parent's time without its children's, so no time counts
+twice) is added to the family its name belongs to (FAMILIES, first match). Per precision: the step's
+time without the profiler, each family's milliseconds per step and share, and per family the bf16
+speed-up over fp32. Rounds alternate the precisions, each round a fresh process per precision; the
+numbers are the medians over rounds."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .. import config as mconfig
+
+# (family, substrings of an aten operator's name); the first family whose substring the name holds wins
+FAMILIES = (
+    ("convolution", ("convolution",)),
+    ("batch norm", ("batch_norm",)),
+    ("max-pool", ("max_pool",)),
+    ("relu", ("relu", "threshold_backward", "clamp_min")),
+    ("matrix products", ("::mm", "::addmm", "::bmm")),
+    ("casts and copies", ("_to_copy", "copy_")),
+    ("softmax and losses", ("softmax", "nll_loss", "kl_div", "xlogy", "log")),
+    ("optimizer and other element-wise", ("add", "mul", "sub", "div", "lerp", "sqrt", "fill_", "zero_", "where")),
+)
+OTHER = "other"
+
+
+def family(name: str) -> str:
+    """The family of the operator `name` (e.g. aten::convolution_backward -> convolution)."""
+    return next((fam for fam, keys in FAMILIES if any(k in name for k in keys)), OTHER)
+
+
+def profile_job(job: dict) -> dict:
+    """In this process: the trainer of job["config"] with job["overrides"], `warmup` steps, `steps` steps
+    timed without the profiler, then `steps` profiled; milliseconds per step, whole and per family."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from ..learning.federation import Federation
+    from ..learning.trainer import Trainer
+    from .throughput import prepared_inputs
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    cfg = mconfig.load_any(job["config"])
+    run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"], explicit=job["overrides"])
+    with tempfile.TemporaryDirectory() as tmp:
+        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
+        trainer = Trainer(run, Federation.load(run, pt, split_dir, graph_dir, job["device"]))
+        for _ in range(job["warmup"]):
+            trainer.train_step()
+        t0 = time.perf_counter()
+        for _ in range(job["steps"]):
+            trainer.train_step()
+        step_ms = (time.perf_counter() - t0) / job["steps"] * 1e3
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(job["steps"]):
+                trainer.train_step()
+    ms = {fam: 0.0 for fam, _ in FAMILIES} | {OTHER: 0.0}
+    for event in prof.key_averages():
+        ms[family(event.key)] += event.self_cpu_time_total / 1e3 / job["steps"]
+    return {"precision": run["precision"], "step_ms": step_ms, "profiled_ms": sum(ms.values()), "families": ms,
+            "device": str(trainer.device), "threads": torch.get_num_threads()}
+
+
+def _median(rows: list[dict], key) -> float:
+    return round(statistics.median(key(r) for r in rows), 3)
+
+
+def bench_profile(config_path: str = "config/config.yaml", quick: bool = False, threads: int = 1,
+                  rounds: int | None = None) -> dict:
+    """The profile of the config's trainer step (method mhd, the config's heads) on the CPU in fp32 and
+    bf16, one thread by default, as the workflow's train jobs run. --quick: 2 rounds of 5 steps (else 3
+    of 20)."""
+    from .throughput import isolated
+
+    steps, warmup = (5, 2) if quick else (20, 5)
+    rounds = rounds or (2 if quick else 3)
+    heads = max(1, mconfig.load_any(config_path)["run"]["heads"])
+    jobs = [{"config": config_path, "device": "cpu", "threads": threads, "warmup": warmup, "steps": steps,
+             "overrides": {"method": "mhd", "heads": heads, "precision": p}}
+            for _ in range(rounds) for p in ("fp32", "bf16")]
+    rows = isolated(jobs, worker=profile_job)
+    per = {}
+    for p in ("fp32", "bf16"):
+        mine = [r for r in rows if r["precision"] == p]
+        fams = {fam: _median(mine, lambda r, f=fam: r["families"][f]) for fam in mine[0]["families"]}
+        total = sum(fams.values())
+        per[p] = {"step_ms": _median(mine, lambda r: r["step_ms"]), "profiled_ms": round(total, 3),
+                  "families": {fam: {"ms_per_step": v, "share": round(v / total, 3)} for fam, v in fams.items()}}
+    speed_up = {fam: round(per["fp32"]["families"][fam]["ms_per_step"] / v["ms_per_step"], 2)
+                for fam, v in per["bf16"]["families"].items() if v["ms_per_step"] > 0}
+    return {"device": rows[0]["device"], "threads": rows[0]["threads"], "config": config_path, "heads": heads,
+            "steps_profiled": steps, "rounds": rounds, "precisions": per,
+            "bf16_over_fp32": {"step": round(per["fp32"]["step_ms"] / per["bf16"]["step_ms"], 2), **speed_up}}
