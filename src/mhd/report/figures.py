@@ -95,12 +95,11 @@ def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False,
         # clients that share nothing (isolated) have no peers to tell apart
         mixed = mixed_run & (t["method"].map(lambda m: methods.get(m).shares) != "nothing")
         pastel = dict(zip(colours, sns.color_palette("pastel", len(colours))))
-        for rows, palette in ((mixed, colours), (alone, pastel)):
-            base = t.loc[rows, "label"]
-            suffix = ", every client " + t.loc[rows, "client_architecture"].astype(str) if rows is alone \
-                else ", mixed backbones"
-            t.loc[rows, "label"] = base + suffix
-            colours.update({new: palette[old] for old, new in zip(base, t.loc[rows, "label"])})
+        told = mixed | alone
+        label = t["label"] + np.where(alone, ", every client " + t["client_architecture"].astype(str), ", mixed backbones")
+        colours.update({new: (pastel if one else colours)[old]
+                        for old, new, one in zip(t.loc[told, "label"], label[told], alone[told])})
+        t.loc[told, "label"] = label[told]
     best = t[t["head"] == t["best"]]
     main = t[t["head"] == "0"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
