@@ -31,6 +31,8 @@ def trainers(config: str, precision: str, tmp: Path) -> dict:
     out = {}
     for order in ("pool then relu", "relu then pool"):
         t = Trainer(run, Federation.load(run, pt, split_dir, graph_dir, "cpu"))
+        if t.engine.name != "loop":  # a wide model holds copies of the backbones, which the swap would miss
+            raise SystemExit(f"pool_order.py measures the loop engine; {config} runs the {t.engine.name} engine")
         if order == "relu then pool":
             for m in t.models:
                 relu_before_pool(m.backbone)

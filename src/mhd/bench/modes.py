@@ -59,10 +59,12 @@ def add_options(p: argparse.ArgumentParser, count) -> None:
     g = p.add_argument_group("the throughput bench, --scale and --profile")
     option(g, "--config", help="default config/config.yaml")
     option(g, "--quick", action="store_true", help="fewer rounds and steps, the same method")
-    option(g, "--device", choices=["auto", "cpu", "cuda"], help="auto (default): the config's run.device")
-    option(g, "--threads", type=count("torch's default", "threads"), help="torch CPU threads (default 0: torch's)")
+    option(g, "--threads", type=count("torch's default", "threads"),
+           help="torch CPU threads (default 0: torch's; --profile: 1)")
     option(g, "--rounds", type=count("the default", "rounds"),
-           help="rounds of every variant (default 5, 2 with --quick; --workflow: 3)")
+           help="rounds of every variant (default 5, 2 with --quick; --workflow: 3; --profile: 3, 2 with --quick)")
+    g = p.add_argument_group("the throughput bench and --scale")
+    option(g, "--device", choices=["auto", "cpu", "cuda"], help="auto (default): the config's run.device")
     g = p.add_argument_group("--scale")
     option(g, "--clients", type=int, nargs="+", help="the values of N (default 2 4 8 16 32)")
     option(g, "--figure", help="where the figure goes (default figures/bench_scale.png)")

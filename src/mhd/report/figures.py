@@ -96,7 +96,8 @@ def sweep(table: pd.DataFrame, spec: dict, out: Path, categorical: bool = False,
         mixed = mixed_run & (t["method"].map(lambda m: methods.get(m).shares) != "nothing")
         pastel = dict(zip(colours, sns.color_palette("pastel", len(colours))))
         told = mixed | alone
-        label = t["label"] + np.where(alone, ", every client " + t["client_architecture"].astype(str), ", mixed backbones")
+        label = t["label"] + np.where(alone, ", every client " + t["client_architecture"].astype(str),
+                                      ", mixed backbones")
         colours.update({new: (pastel if one else colours)[old]
                         for old, new, one in zip(t.loc[told, "label"], label[told], alone[told])})
         t.loc[told, "label"] = label[told]
