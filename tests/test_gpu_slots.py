@@ -66,9 +66,22 @@ def test_a_slot_is_held_until_released(tmp_path):
         gpu_slots.claim([], tmp_path)
 
 
+def test_a_process_that_holds_a_slot_gets_it_again_without_waiting(tmp_path):
+    """A second run trained in the same process (tests, benchmarks/run_slice.py) on a one-GPU machine:
+    the process's own lock must not make it wait for itself."""
+    code = ("import sys; from pathlib import Path; from mhd.learning import gpu_slots; "
+            "w = Path(sys.argv[1]); print(gpu_slots.claim(['gpu-x'], w, poll_s=0.05), "
+            "gpu_slots.claim(['gpu-x'], w, poll_s=0.05), gpu_slots.claim(['gpu-y', 'gpu-x'], w, poll_s=0.05))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0", "1"]  # its slot again, by name, wherever it stands in the list
+    assert "waiting" not in done.stderr
+
+
 def test_a_cuda_run_trains_on_the_gpu_its_slot_names(monkeypatch, tmp_path):
-    """pick_device on a faked machine with two GPUs: each CUDA job of this process takes the next free
-    device, a third waits (here: refused at once by a zero wait), and releasing frees it."""
+    """pick_device on a faked machine with two GPUs: a CUDA job takes the first free device and keeps it
+    for every run of the process; another process's job takes the other (here: a lock held from outside);
+    releasing frees it."""
     import torch
 
     from mhd.learning import federation
@@ -79,12 +92,17 @@ def test_a_cuda_run_trains_on_the_gpu_its_slot_names(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: type("P", (), {"uuid": f"uuid-{i}"})())
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    import fcntl
+
     try:
         assert federation.pick_device("auto") == torch.device("cuda", 0)
-        assert federation.pick_device("cuda") == torch.device("cuda", 1)
-        assert chosen == [0, 1] and sorted(p.name for p in tmp_path.iterdir()) == ["gpu-uuid-0.lock", "gpu-uuid-1.lock"]
+        assert federation.pick_device("cuda") == torch.device("cuda", 0)  # the same process: its own GPU
+        assert chosen == [0, 0] and [p.name for p in tmp_path.iterdir()] == ["gpu-uuid-0.lock"]
         gpu_slots.release_all()
-        assert federation.pick_device("cuda") == torch.device("cuda", 0)
+        with open(tmp_path / "gpu-uuid-0.lock", "a+") as other:  # another job holds GPU 0
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert federation.pick_device("cuda") == torch.device("cuda", 1)
+        assert chosen == [0, 0, 1]
     finally:
         gpu_slots.release_all()
     assert federation.pick_device("cpu") == torch.device("cpu")

@@ -98,7 +98,9 @@ def figure(result: dict, out: str | Path) -> None:
     for ax in axes[:2]:
         ax.set_xticks(sorted(by_n.clients.unique()), [str(n) for n in sorted(by_n.clients.unique())])
         ax.minorticks_off()
-    fig.suptitle(f"{result['architecture']} on {result['device']} ({result['threads']} threads), H = {result['heads']} "
+    precisions = "/".join(sorted(t.precision.unique())) if "precision" in t else "fp32"
+    fig.suptitle(f"{result['architecture']} in {precisions} on {result['device']} ({result['threads']} threads), "
+                 f"H = {result['heads']} "
                  f"unless varied; plain: one model, one batch of the same N x B images", fontsize=10)
     fig.tight_layout()
     save(fig, out)

@@ -4,6 +4,10 @@ GPU of its own, whether or not Snakemake was told the GPU count (`--resources gp
 a job that finds every slot taken waits for one. The lock is an `fcntl.flock` on an open file, which
 the kernel releases when the process ends, however it ends, so a killed job frees its slot.
 
+A process holds one slot at most: asking again (a second run trained in the same process, as tests and
+benchmarks/run_slice.py do) gives the slot it holds. A second lock on the same file from the same
+process would wait for itself forever, since `flock` locks belong to the open file, not the process.
+
 Slots are named by the device's UUID where torch gives one (else its index), so jobs that see the
 devices through different CUDA_VISIBLE_DEVICES (SLURM gives each job its own) never contend for a
 device they do not share.
@@ -18,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_HELD: list = []  # the open lock files of this process: closing one frees its slot
+_HELD: list = []  # (lock path, open file) of each slot this process holds: closing the file frees its slot
 
 
 def folder() -> Path:
@@ -28,15 +32,20 @@ def folder() -> Path:
 
 def claim(names: list[str], where: Path | None = None, poll_s: float = 2.0, say=None) -> int:
     """Take the first free slot of `names` (one per visible device) and hold it until the process
-    ends: its index. Waits while all are taken, saying so once."""
+    ends: its index. Waits while all are taken, saying so once. A process that holds one of them
+    already gets that one again."""
     if not names:
         raise ValueError("no device to claim a slot on")
     where = folder() if where is None else where
+    for path, _ in _HELD:
+        if path.parent == where and path.stem in names:  # this process's slot: the device it trains on
+            return names.index(path.stem)
     where.mkdir(parents=True, exist_ok=True)
     said = False
     while True:
         for index, name in enumerate(names):
-            handle = open(where / f"{name}.lock", "a+")
+            path = where / f"{name}.lock"
+            handle = open(path, "a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -46,7 +55,7 @@ def claim(names: list[str], where: Path | None = None, poll_s: float = 2.0, say=
             handle.truncate()
             handle.write(f"pid {os.getpid()}\n")
             handle.flush()
-            _HELD.append(handle)
+            _HELD.append((path, handle))
             return index
         if not said:
             (say or (lambda m: print(m, file=sys.stderr, flush=True)))(
@@ -58,7 +67,7 @@ def claim(names: list[str], where: Path | None = None, poll_s: float = 2.0, say=
 def release_all() -> None:
     """Free the slots this process holds (the end of the process does it too)."""
     while _HELD:
-        _HELD.pop().close()
+        _HELD.pop()[1].close()
 
 
 def cuda_names() -> list[str]:
