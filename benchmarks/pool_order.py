@@ -9,28 +9,23 @@ and bf16. Prints JSON (milliseconds per step, medians over rounds; the speed-up 
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from mhd import config as mconfig
-from mhd.bench.throughput import prepared_inputs
-from mhd.learning.federation import Federation
+from mhd.bench.throughput import federation_of
 from mhd.learning.models import relu_before_pool
 from mhd.learning.trainer import Trainer
 
 
-def trainers(config: str, precision: str, tmp: Path) -> dict:
+def trainers(config: str, precision: str) -> dict:
     """Two trainers of the config's MHD run, the same seed: one as built, one in the textbook order."""
-    cfg = mconfig.load_any(config)
     over = {"method": "mhd", "precision": precision}
-    run = mconfig.validate_run({**cfg["run"], **over}, config, explicit=over)
-    pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, tmp)
     out = {}
     for order in ("pool then relu", "relu then pool"):
-        t = Trainer(run, Federation.load(run, pt, split_dir, graph_dir, "cpu"))
+        with federation_of(config, over, "cpu") as (run, fed):
+            t = Trainer(run, fed)
         if t.engine.name != "loop":  # a wide model holds copies of the backbones, which the swap would miss
             raise SystemExit(f"pool_order.py measures the loop engine; {config} runs the {t.engine.name} engine")
         if order == "relu then pool":
@@ -50,18 +45,17 @@ def main() -> None:
     torch.set_num_threads(1)
     result = {"config": args.config, "threads": 1, "rounds": args.rounds, "steps_per_round": args.steps}
     for precision in ("fp32", "bf16"):
-        with tempfile.TemporaryDirectory() as tmp:
-            pair = trainers(args.config, precision, Path(tmp))
-            times = {order: [] for order in pair}
-            for t in pair.values():
-                for _ in range(5):  # warm-up
+        pair = trainers(args.config, precision)
+        times = {order: [] for order in pair}
+        for t in pair.values():
+            for _ in range(5):  # warm-up
+                t.train_step()
+        for _ in range(args.rounds):
+            for order, t in pair.items():
+                t0 = time.perf_counter()
+                for _ in range(args.steps):
                     t.train_step()
-            for _ in range(args.rounds):
-                for order, t in pair.items():
-                    t0 = time.perf_counter()
-                    for _ in range(args.steps):
-                        t.train_step()
-                    times[order].append((time.perf_counter() - t0) / args.steps * 1e3)
+                times[order].append((time.perf_counter() - t0) / args.steps * 1e3)
         ups = [b / a for a, b in zip(times["pool then relu"], times["relu then pool"])]
         result[precision] = {**{f"{o} ms": round(statistics.median(v), 2) for o, v in times.items()},
                              "speed_up": round(statistics.median(ups), 3),

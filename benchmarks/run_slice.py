@@ -21,13 +21,12 @@ import torch
 
 from mhd import config as mconfig
 from mhd.data import files
+from mhd.learning import gpu_slots
 from mhd.learning import run as learning_run
 from mhd.learning import run_folder
 
 
-def one(spec: Path, device: str, where: Path) -> dict:
-    run, inputs = mconfig.load_run_file(str(spec))
-    out = where / spec.parent.name
+def one(spec: Path, run: dict, inputs: dict, device: str, out: Path) -> dict:
     out.mkdir(parents=True)
     shutil.copy(spec, out / "run.yaml")  # a run folder holds its RUN.yaml, as the workflow's do
     if device == "cuda":
@@ -60,10 +59,18 @@ def main() -> None:
         raise SystemExit("run_slice.py --device cuda: torch sees no CUDA device here")
     if args.threads:
         torch.set_num_threads(args.threads)
+    specs = []
+    for spec in dict.fromkeys(args.specs):  # every file read before anything trains; each once
+        if not spec.is_file():
+            raise SystemExit(f"run_slice.py: no RUN.yaml at {spec} (allowed: files the workflow's run_config "
+                             f"rule writes, results/runs/<run id>/run.yaml)")
+        specs.append((spec, *mconfig.load_run_file(str(spec))))
+    if args.device == "cuda":
+        gpu_slots.claim_cuda()  # this process's GPU, before any CUDA memory is touched; every run trains on it
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.specs:
-            rows.append(one(spec, args.device, Path(tmp)))
+        for i, (spec, run, inputs) in enumerate(specs):
+            rows.append(one(spec, run, inputs, args.device, Path(tmp) / f"{i:03d}-{spec.parent.name}"))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             text = report(args, rows)  # after every run, so a slice cut short keeps the runs it finished
     print(text)
@@ -72,7 +79,7 @@ def main() -> None:
 def report(args, rows: list[dict]) -> str:
     """The JSON of the runs done so far, also written (atomically) to --out."""
     result = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "runs_asked": len(args.specs), "runs": rows,
+              "runs_asked": len(dict.fromkeys(args.specs)), "runs": rows,
               "total_wall_time_s": round(sum(r["wall_time_s"] for r in rows), 3)}
     text = json.dumps(result, indent=2)
     if args.out:

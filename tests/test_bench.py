@@ -163,3 +163,6 @@ def test_bench_profile_gives_each_precision_s_step_by_operator_family(bench_conf
         # the step is mostly its convolutions, in the families named for them
         assert numbers["families"]["convolution"]["share"] > 0.2, p
     assert result["bf16_over_fp32"]["convolution"] > 0
+    # the best mix of the two precisions by family is at least as fast as either precision's profile
+    per = result["precisions"]
+    assert result["best_mix_over_fp32"] >= max(1.0, per["fp32"]["profiled_ms"] / per["bf16"]["profiled_ms"]) - 1e-3

@@ -72,7 +72,7 @@ def test_a_process_that_holds_a_slot_gets_it_again_without_waiting(tmp_path):
     code = ("import sys; from pathlib import Path; from mhd.learning import gpu_slots; "
             "w = Path(sys.argv[1]); print(gpu_slots.claim(['gpu-x'], w, poll_s=0.05), "
             "gpu_slots.claim(['gpu-x'], w, poll_s=0.05), gpu_slots.claim(['gpu-y', 'gpu-x'], w, poll_s=0.05))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "0", "1"]  # its slot again, by name, wherever it stands in the list
     assert "waiting" not in done.stderr

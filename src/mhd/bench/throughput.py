@@ -14,6 +14,7 @@ and backbone:
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -138,6 +139,18 @@ def prepared_inputs(ds: dict, r: dict, workdir: Path) -> tuple[Path, Path, Path]
     return pt, workdir / "split", workdir / "graph"
 
 
+@contextlib.contextmanager
+def federation_of(config: str, overrides: dict, device: str):
+    """(run, Federation) of `config` with `overrides` (validated as the workflow validates a run) on
+    `device`. Its split and graph are written to a temporary folder that the block ends with; the
+    Federation holds everything it read in memory, so it stays usable after the block."""
+    cfg = mconfig.load_any(config)
+    run = mconfig.validate_run({**cfg["run"], **overrides}, config, explicit=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
+        yield run, Federation.load(run, pt, split_dir, graph_dir, device)
+
+
 def _rss_mib(field: str) -> float:
     """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -160,11 +173,7 @@ def measure(job: dict) -> dict:
         torch.set_num_threads(job["threads"])
     if job["variant"] == "peak":
         return peak(job)
-    cfg = mconfig.load_any(job["config"])
-    run = mconfig.validate_run({**cfg["run"], **job["overrides"]}, job["config"], explicit=job["overrides"])
-    with tempfile.TemporaryDirectory() as tmp:
-        pt, split_dir, graph_dir = prepared_inputs(cfg["dataset"], run, Path(tmp))
-        fed = Federation.load(run, pt, split_dir, graph_dir, job["device"])
+    with federation_of(job["config"], job["overrides"], job["device"]) as (run, fed):
         make = {"plain": _plain_loop, "naive": _naive_loop}.get(job["variant"])
         trainer = None if make else Trainer(run, fed)
         step = make(fed, run) if make else trainer.train_step

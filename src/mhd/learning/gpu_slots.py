@@ -38,7 +38,7 @@ def claim(names: list[str], where: Path | None = None, poll_s: float = 2.0, say=
         raise ValueError("no device to claim a slot on")
     where = folder() if where is None else where
     for path, _ in _HELD:
-        if path.parent == where and path.stem in names:  # this process's slot: the device it trains on
+        if path.parent.resolve() == where.resolve() and path.stem in names:  # this process's slot: the device it trains on
             return names.index(path.stem)
     where.mkdir(parents=True, exist_ok=True)
     said = False
