@@ -138,3 +138,23 @@ def test_a_loss_term_is_one_entry_of_terms(monkeypatch):
     expected = {"mhd": set(), "isolated": every, "single_head": naive, "mean_target": naive, "fedavg": every,
                 "centralized": every}
     assert {name: {w for w in every if preset.get(w) == 0.0} for name, preset in methods.PRESETS.items()} == expected
+
+
+def test_embedding_loss_mixes_senders_of_two_widths_each_by_its_own_weights():
+    """Senders of two widths: each width's target mixes only its senders' embeddings, by their rows of
+    the weights (picked by Python ints, so a CUDA step never copies an index list to the GPU)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    student = torch.randn(3, 4)
+    senders = [torch.randn(3, 4), torch.randn(3, 6), torch.randn(3, 4)]
+    w = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 0.0]])  # J x B
+    proj = torch.nn.Linear(4, 6, bias=False)
+
+    def by_hand(s, idx):
+        share = w[idx[0]] + (w[idx[1]] if len(idx) > 1 else 0)
+        target = sum(w[j][:, None] * F.normalize(senders[j], dim=-1) for j in idx) / share.clamp_min(1e-12)[:, None]
+        return (share * (F.normalize(s, dim=-1) - target).pow(2).sum(dim=-1)).mean()
+
+    got = losses.embedding_loss(student, senders, w, {"6": proj})
+    torch.testing.assert_close(got, by_hand(student, [0, 2]) + by_hand(proj(student), [1]))

@@ -49,7 +49,8 @@ def embedding_loss(student_emb_BxD: torch.Tensor, teacher_embs: list[torch.Tenso
     widths = sorted({e.shape[-1] for e in teacher_embs})
     for width in widths:
         idx = [j for j, e in enumerate(teacher_embs) if e.shape[-1] == width]
-        w_jxB = weights_JxB[idx]
+        # rows by Python ints, never by a list: a list index is copied to the GPU first, which waits for it
+        w_jxB = weights_JxB if len(idx) == len(teacher_embs) else torch.stack([weights_JxB[j] for j in idx])
         share_B = w_jxB.sum(dim=0)  # 0 where no sender of this width was chosen: those samples add 0
         target_BxD = torch.einsum("jb,jbd->bd", w_jxB, torch.stack([F.normalize(teacher_embs[j].float().detach(), dim=-1)
                                                                    for j in idx]))
